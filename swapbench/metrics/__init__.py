@@ -1,0 +1,66 @@
+"""Metric families, their columns and their feature backends.
+
+A run chooses one backend per family (`metrics:` in the config). Every value in the results store
+names the backend that produced it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from swapbench.metrics.backends.base import BACKENDS, FeatureBackend, Features
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    label: str
+    higher_is_better: bool
+    percent: bool = False  # 0/1 per pair, shown as a percentage
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    compares_with: str  # "source" (identity) or "target" (attributes)
+    columns: tuple[Column, ...]
+
+
+FAMILIES = {
+    "identity": Family("identity", "source", (
+        Column("id_cosine", "ID cos", True),
+        Column("id_top1", "ID top-1 %", True, percent=True),
+        Column("id_top5", "ID top-5 %", True, percent=True),
+    )),
+}
+
+COLUMNS = {c.name: c for f in FAMILIES.values() for c in f.columns}
+
+
+def backend_class(name: str) -> type[FeatureBackend]:
+    _load_builtin()
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise KeyError(f"unknown metric backend {name!r}; known: {', '.join(sorted(BACKENDS))}") from None
+
+
+def all_backends() -> dict[str, type[FeatureBackend]]:
+    _load_builtin()
+    return dict(BACKENDS)
+
+
+def make_metric(family: str, **context):
+    """The torchmetrics Metric of a family; context carries what it needs (e.g. the identity gallery)."""
+    if family == "identity":
+        from swapbench.metrics.identity import IdentityMetric
+
+        return IdentityMetric(context["gallery"], context["gallery_identity"])
+    raise KeyError(f"unknown metric family {family!r}; known: {', '.join(FAMILIES)}")
+
+
+def _load_builtin() -> None:
+    from swapbench.metrics.backends import dlib_identity  # noqa: F401
+
+
+__all__ = ["FAMILIES", "COLUMNS", "Features", "backend_class", "all_backends", "make_metric"]

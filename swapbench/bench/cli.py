@@ -1,0 +1,157 @@
+"""The `bench` command line: run, list, leaderboard, weights."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from swapbench.bench import config as config_mod
+
+console = Console()
+err = Console(stderr=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="bench", description="swapbench: a fair benchmark for face-swap methods")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="swap and score a protocol (resumes an interrupted run with the same settings)")
+    p.add_argument("--config", action="append", default=[], help="YAML config file (repeatable; later wins)")
+    p.add_argument("--protocol")
+    p.add_argument("--method", action="append", help="method name (repeatable, or comma-separated)")
+    p.add_argument("--subset", type=int, help="a deterministic subset of N pairs")
+    p.add_argument("--store", help="results database (default: $SWAPBENCH_STORE or the user data directory)")
+    p.add_argument("--weights-dir", help="directory holding weight files")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--devices", type=int)
+    p.add_argument("--accelerator")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config key, e.g. engine.num_workers=4")
+    p.add_argument("--rerun", action="store_true", help="recompute runs that are already complete")
+    p.add_argument("--resume", action="store_true", help="resume an interrupted run (the default behaviour)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("list", help="list methods, protocols or metric backends")
+    p.add_argument("what", choices=["methods", "protocols", "backends"])
+    p.add_argument("--weights-dir")
+
+    p = sub.add_parser("leaderboard", help="render markdown/CSV leaderboards and comparison grids from the store")
+    p.add_argument("--protocol")
+    p.add_argument("--store")
+    p.add_argument("--out", default="leaderboard", help="output directory (default: ./leaderboard)")
+    p.add_argument("--include-unpublishable", action="store_true", help="include rows made with test weights")
+
+    p = sub.add_parser("weights", help="list every registered weight file and its status")
+    p.add_argument("--weights-dir")
+
+    args = parser.parse_args(argv)
+    try:
+        return {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "weights": cmd_weights}[args.command](args)
+    except (KeyError, ValueError, FileNotFoundError, TypeError, RuntimeError, NotImplementedError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        err.print(f"[bold red]error:[/bold red] {message}", highlight=False)
+        return 2
+
+
+def resolve_config(args) -> dict:
+    overrides = config_mod.parse_set(args.set)
+    if args.protocol:
+        overrides["protocol"] = args.protocol
+    if args.method:
+        overrides["methods"] = [m for item in args.method for m in item.split(",") if m]
+    if args.subset is not None:
+        overrides["subset"] = args.subset
+    if args.store:
+        overrides["store"] = args.store
+    if args.weights_dir:
+        overrides["weights_dir"] = args.weights_dir
+    if args.rerun:
+        overrides["rerun"] = True
+    engine = {k: v for k, v in (("batch_size", args.batch_size), ("devices", args.devices),
+                                ("accelerator", args.accelerator)) if v is not None}
+    if engine:
+        overrides.setdefault("engine", {}).update(engine)
+    return config_mod.load(args.config, overrides)
+
+
+def cmd_run(args) -> int:
+    cfg = resolve_config(args)
+    if args.print_config:
+        print(config_mod.dump(cfg), end="")
+        return 0
+    from swapbench.bench import engine
+    from swapbench.bench.store import Store
+    from swapbench.leaderboard import tables
+
+    engine.run(cfg, show_progress=not args.no_progress)
+    store = Store(cfg["store"])
+    df = tables.collect(store, cfg["protocol"])
+    df = df[df["method"].isin(cfg["methods"])]
+    print(tables.markdown(df, store))
+    err.print(f"[dim]results: {store.path}; `bench leaderboard` writes markdown, CSV and the comparison grid[/dim]")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from swapbench import metrics, methods
+    from swapbench.bench import weights
+    from swapbench.datasets import PROTOCOLS
+
+    if args.what == "methods":
+        table = Table("method", "crop", "weights", "description")
+        for name, cls in sorted(methods.all_methods().items()):
+            status = [weights.status(f, args.weights_dir, verify=False).status for f in cls.weights]
+            table.add_row(name, f"{cls.crop}_{cls.size}", ", ".join(f"{f.filename}: {s}" for f, s in zip(cls.weights, status)) or "none needed",
+                          cls.description)
+    elif args.what == "protocols":
+        table = Table("protocol", "version", "pairs", "images", "hash", "description")
+        for name, make in sorted(PROTOCOLS.items()):
+            p = make()
+            table.add_row(name, p.version, str(len(p.pairs)), str(len(p.images)), p.hash, p.description)
+    else:
+        table = Table("backend", "family", "dim", "weights", "input")
+        for name, cls in sorted(metrics.all_backends().items()):
+            table.add_row(name, cls.family, str(cls.dim), ", ".join(f.filename for f in cls.weights) or "bundled", cls.input)
+    console.print(table)
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from swapbench.bench.store import Store
+    from swapbench.leaderboard import tables
+
+    store = Store(args.store)
+    written = tables.write(store, Path(args.out), args.protocol, args.include_unpublishable)
+    if not written:
+        err.print("no complete runs in the store yet: run `bench run` first")
+        return 1
+    for path in written:
+        if path.suffix == ".md":
+            print(path.read_text())
+    err.print("[dim]wrote " + ", ".join(map(str, written)) + "[/dim]")
+    return 0
+
+
+def cmd_weights(args) -> int:
+    from swapbench import metrics, methods
+    from swapbench.bench import weights
+
+    methods.all_methods()
+    metrics.all_backends()
+    table = Table("file", "used by", "licence", "size", "sha256", "status", "path / expected in")
+    dirs = weights.search_dirs(args.weights_dir)
+    for name, f in sorted(weights.REGISTRY.items()):
+        st = weights.status(f, args.weights_dir)
+        table.add_row(f.filename, ", ".join(f.used_by), f.licence, f"{f.size:,}" if f.size else "?",
+                      (f.sha256 or "unpublished")[:12], st.status, str(st.path or dirs[0]))
+    console.print(table)
+    console.print(f"searched, in order: {', '.join(map(str, dirs))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

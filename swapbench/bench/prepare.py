@@ -1,0 +1,95 @@
+"""Face preparation: every protocol image is decoded, detected and cropped once per crop convention.
+
+Crops are PNG files addressed by the hash of their pixels, recorded in the store with their
+landmarks (crop pixels) and the image->crop transform. A crop made by one run is reused by every
+later run, method and metric that needs the same (image content, convention).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from rich.progress import Progress
+
+from swapbench.bench.store import Store
+from swapbench.datasets.images import ImageError, load_image, pixel_sha
+from swapbench.faces import align, detect
+
+
+@dataclass
+class Crop:
+    ok: bool
+    reason: str | None  # why there is no crop; for a crop, the multi-face choice
+    path: Path | None = None
+    sha: str | None = None
+    landmarks: np.ndarray | None = None
+    matrix: np.ndarray | None = None
+    image_sha: str | None = None
+
+
+def crop_path(store: Store, convention: str, sha: str) -> Path:
+    return store.files / "crops" / convention / sha[:2] / f"{sha}.png"
+
+
+def save_png(arr: np.ndarray, path: Path) -> None:
+    """Write atomically: a killed process never leaves a half-written file under the final name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    Image.fromarray(arr).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def prepare(protocol, conventions, store: Store, multi_face: str = "largest", show_progress=True) -> dict:
+    """{(image key, convention): Crop} for every image of the protocol."""
+    crops: dict = {}
+    with Progress(disable=not show_progress, transient=True) as progress:
+        task = progress.add_task("faces", total=len(protocol.images))
+        for key, ref in protocol.images.items():
+            for convention, crop in _prepare_image(ref.uri, conventions, store, multi_face).items():
+                crops[key, convention] = crop
+            store.put_image(protocol.hash, key, crop.image_sha)
+            progress.advance(task)
+    return crops
+
+
+def _prepare_image(uri, conventions, store, multi_face) -> dict:
+    try:
+        image = load_image(uri)
+    except ImageError as exc:
+        return {c: Crop(False, f"unreadable image: {exc}") for c in conventions}
+    image_sha = pixel_sha(image)
+    out, faces = {}, None
+    for convention in conventions:
+        row = store.face(image_sha, convention)
+        if row is not None and (not row["ok"] or crop_path(store, convention, row["crop_sha"]).is_file()):
+            out[convention] = _crop_from_row(row, store, convention, image_sha)
+            continue
+        if faces is None:
+            faces = detect.detect(image)
+        try:
+            face, choice = detect.pick(faces, image.shape, multi_face)
+        except detect.NoFaceError as exc:
+            store.put_face(image_sha, convention, False, str(exc))
+            out[convention] = Crop(False, str(exc), image_sha=image_sha)
+            continue
+        matrix = align.transform(convention, face.landmarks)
+        _, size = align.parse_convention(convention)
+        crop = align.warp(image, matrix, size)
+        sha = pixel_sha(crop)
+        save_png(crop, crop_path(store, convention, sha))
+        # Rounded as stored, so a resumed run feeds methods exactly the same numbers.
+        landmarks = np.round(align.apply(matrix, face.landmarks), 3).astype(np.float32)
+        store.put_face(image_sha, convention, True, choice, landmarks, matrix, sha)
+        out[convention] = Crop(True, choice, crop_path(store, convention, sha), sha, landmarks, matrix, image_sha)
+    return out
+
+
+def _crop_from_row(row, store, convention, image_sha) -> Crop:
+    if not row["ok"]:
+        return Crop(False, row["reason"], image_sha=image_sha)
+    return Crop(True, row["reason"], crop_path(store, convention, row["crop_sha"]), row["crop_sha"],
+                row["landmarks"], row["matrix"], image_sha)

@@ -1,0 +1,156 @@
+"""The Lightning pieces of a run: data sets, prediction writers and the evaluation module.
+
+Swapping and feature extraction are `Trainer.predict` passes whose writers persist every batch to
+the store as soon as it is computed, so a killed run loses at most the batch in flight. Scoring is
+a `Trainer.test` pass of the Evaluator, whose metrics are torchmetrics Metrics fed from stored
+features; it is cheap and recomputed as a whole, so its result never depends on where a run was cut.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+from PIL import Image
+from torch.utils.data import Dataset
+
+from swapbench.bench.prepare import save_png
+from swapbench.bench.store import Store
+from swapbench.datasets.images import pixel_sha
+
+
+def read_png(path: Path) -> torch.Tensor:
+    arr = np.asarray(Image.open(path).convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    return (image.detach().cpu().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+
+
+class SwapInputs(Dataset):
+    """Aligned source and target crops of the pairs still to swap."""
+
+    def __init__(self, items):
+        self.items = items  # (pair_id, source Crop, target Crop)
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        pair_id, src, tgt = self.items[i]
+        return {
+            "pair_id": pair_id,
+            "source": read_png(src.path),
+            "target": read_png(tgt.path),
+            "source_landmarks": torch.from_numpy(src.landmarks),
+            "target_landmarks": torch.from_numpy(tgt.landmarks),
+        }
+
+
+class SwapWriter(BasePredictionWriter):
+    """Writes each batch of swaps to disk and records it in the store."""
+
+    def __init__(self, store_path: Path, run_id: str, out_dir: Path):
+        super().__init__(write_interval="batch")
+        self.store_path, self.run_id, self.out_dir = store_path, run_id, out_dir
+        self._store = None
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
+        self._store = self._store or Store(self.store_path)
+        rows = []
+        for pair_id, image, error in zip(prediction["pair_id"], prediction["image"], prediction["error"]):
+            if error is not None:
+                rows.append((pair_id, False, error, None))
+                continue
+            arr = to_uint8(image)
+            save_png(arr, self.out_dir / f"{pair_id}.png")
+            rows.append((pair_id, True, None, pixel_sha(arr)))
+        self._store.put_swaps(self.run_id, rows)
+
+
+class ImageFiles(Dataset):
+    def __init__(self, items):
+        self.items = items  # (image sha, path)
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        sha, path = self.items[i]
+        return {"sha": sha, "image": read_png(path)}
+
+
+class FeatureExtractor(L.LightningModule):
+    """Runs one feature backend over images; the backend follows the module's device."""
+
+    def __init__(self, backend):
+        super().__init__()
+        self.backend = backend
+
+    def on_predict_start(self):
+        self.backend.device = self.device
+        if hasattr(self.backend, "to"):
+            self.backend.to(self.device)
+
+    def predict_step(self, batch, batch_idx=0):
+        feats = self.backend.extract(batch["image"])
+        return {"sha": list(batch["sha"]), "values": feats.values.float().cpu(), "ok": feats.ok.cpu(),
+                "reasons": list(feats.reasons)}
+
+
+class FeatureWriter(BasePredictionWriter):
+    def __init__(self, store_path: Path, backend_name: str):
+        super().__init__(write_interval="batch")
+        self.store_path, self.backend_name = store_path, backend_name
+        self._store = None
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
+        self._store = self._store or Store(self.store_path)
+        rows = [
+            (sha, bool(ok), reason, values.numpy() if ok else None)
+            for sha, values, ok, reason in zip(prediction["sha"], prediction["values"], prediction["ok"],
+                                               prediction["reasons"])
+        ]
+        self._store.put_features(self.backend_name, rows)
+
+
+class PairFeatures(Dataset):
+    """Per pair and metric family: the stored features the metric compares, and whether they exist."""
+
+    def __init__(self, rows):
+        self.rows = rows  # dicts of tensors, one per pair
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return self.rows[i]
+
+
+class Evaluator(L.LightningModule):
+    """Scores pairs from stored features with one torchmetrics Metric per family.
+
+    Each batch holds, per family, a `valid` mask (features exist for this pair) and the inputs the
+    family's metric takes; invalid rows are counted as failures by the engine, not fed.
+    """
+
+    def __init__(self, metrics: dict, inputs: dict[str, tuple[str, ...]]):
+        super().__init__()
+        self.metrics = torch.nn.ModuleDict(metrics)
+        self.inputs = inputs  # family -> names of the batch entries passed to update()
+        self.results: dict = {}
+
+    def test_step(self, batch, batch_idx=0):
+        for family, metric in self.metrics.items():
+            valid = batch[f"{family}/valid"]
+            if valid.any():
+                args = [batch[f"{family}/{name}"][valid] for name in self.inputs[family]]
+                metric.update(batch["pair_index"][valid], *args)
+
+    def on_test_epoch_end(self):
+        self.results = {family: {k: v.cpu() for k, v in metric.compute().items()}
+                        for family, metric in self.metrics.items()}

@@ -1,0 +1,266 @@
+"""The results store: one SQLite file holding runs, face crops, swaps, features, per-pair values and aggregates.
+
+Every table is keyed so that writing the same thing twice is harmless (INSERT OR REPLACE on the
+natural key). That is what makes resuming safe: a run killed at any point is resumed by recomputing
+only what has no row yet, and a repeated write never duplicates a row. WAL mode and a busy timeout
+let several processes (DDP ranks, or two `bench run`s) write to one store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import platformdirs
+
+STORE_ENV = "SWAPBENCH_STORE"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    protocol TEXT NOT NULL,
+    protocol_hash TEXT NOT NULL,
+    method TEXT NOT NULL,
+    publishable INTEGER NOT NULL,
+    status TEXT NOT NULL,            -- running | complete
+    config TEXT NOT NULL,            -- resolved config, JSON
+    provenance TEXT NOT NULL,        -- versions, git revision, weights and backend hashes, seed, JSON
+    timings TEXT NOT NULL DEFAULT '{}',
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS images (
+    protocol_hash TEXT NOT NULL,
+    key TEXT NOT NULL,
+    image_sha TEXT,                  -- NULL when the image could not be read
+    PRIMARY KEY (protocol_hash, key)
+);
+CREATE TABLE IF NOT EXISTS faces (
+    image_sha TEXT NOT NULL,
+    convention TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    reason TEXT,                     -- why no crop, or the multi-face choice
+    landmarks TEXT,                  -- [68, 2] in crop pixels, JSON
+    matrix TEXT,                     -- 2x3 image -> crop, JSON
+    crop_sha TEXT,
+    PRIMARY KEY (image_sha, convention)
+);
+CREATE TABLE IF NOT EXISTS swaps (
+    run_id TEXT NOT NULL,
+    pair_id TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    reason TEXT,
+    image_sha TEXT,
+    PRIMARY KEY (run_id, pair_id)
+);
+CREATE TABLE IF NOT EXISTS features (
+    image_sha TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    reason TEXT,
+    vector BLOB,                     -- float32
+    PRIMARY KEY (image_sha, backend)
+);
+CREATE TABLE IF NOT EXISTS failures (
+    run_id TEXT NOT NULL,
+    pair_id TEXT NOT NULL,
+    stage TEXT NOT NULL,             -- face | swap | metric family
+    reason TEXT NOT NULL,
+    PRIMARY KEY (run_id, pair_id, stage)
+);
+CREATE TABLE IF NOT EXISTS pair_values (
+    run_id TEXT NOT NULL,
+    pair_id TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (run_id, pair_id, metric)
+);
+CREATE TABLE IF NOT EXISTS aggregates (
+    run_id TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL NOT NULL,
+    ci_low REAL,
+    ci_high REAL,
+    n INTEGER NOT NULL,              -- pairs that have a value
+    n_failed INTEGER NOT NULL,       -- pairs of the run without a value for this metric
+    backend TEXT NOT NULL,
+    PRIMARY KEY (run_id, metric)
+);
+"""
+
+
+def default_path() -> Path:
+    if os.environ.get(STORE_ENV):
+        return Path(os.environ[STORE_ENV]).expanduser()
+    return Path(platformdirs.user_data_dir("swapbench")) / "results.sqlite"
+
+
+class Store:
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path).expanduser() if path else default_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Images (crops, swaps) live next to the database, addressed by content hash or run.
+        self.files = self.path.parent / (self.path.stem + ".files")
+        self.db = sqlite3.connect(self.path, timeout=120, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self):
+        self.db.close()
+
+    @contextmanager
+    def transaction(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # --- runs -------------------------------------------------------------------------------
+    def run(self, run_id: str) -> dict | None:
+        row = self.db.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        cols = [d[0] for d in self.db.execute("SELECT * FROM runs LIMIT 0").description]
+        out = dict(zip(cols, row))
+        for k in ("config", "provenance", "timings"):
+            out[k] = json.loads(out[k])
+        return out
+
+    def start_run(self, run_id, protocol, protocol_hash, method, publishable, config, provenance):
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO runs VALUES (?,?,?,?,?,'running',?,?,'{}',?,?)",
+                (run_id, protocol, protocol_hash, method, int(publishable), json.dumps(config, sort_keys=True),
+                 json.dumps(provenance, sort_keys=True), now, now),
+            )
+            db.execute("UPDATE runs SET status='running', updated=? WHERE run_id=? AND status!='complete'", (now, run_id))
+
+    def add_timing(self, run_id, stage: str, seconds: float):
+        with self.transaction() as db:
+            (timings,) = db.execute("SELECT timings FROM runs WHERE run_id=?", (run_id,)).fetchone()
+            timings = json.loads(timings)
+            timings[stage] = timings.get(stage, 0.0) + seconds
+            db.execute("UPDATE runs SET timings=?, updated=? WHERE run_id=?", (json.dumps(timings), time.time(), run_id))
+
+    def finish_run(self, run_id):
+        self.db.execute("UPDATE runs SET status='complete', updated=? WHERE run_id=?", (time.time(), run_id))
+
+    def latest_runs(self, protocol: str | None = None, publishable_only: bool = True) -> list[dict]:
+        """The newest complete run of each (protocol, method)."""
+        q = "SELECT run_id FROM runs WHERE status='complete'"
+        args: list = []
+        if protocol:
+            q += " AND protocol=?"
+            args.append(protocol)
+        if publishable_only:
+            q += " AND publishable=1"
+        q += " ORDER BY updated"
+        latest: dict = {}
+        for (run_id,) in self.db.execute(q, args).fetchall():
+            r = self.run(run_id)
+            latest[(r["protocol"], r["method"])] = r
+        return list(latest.values())
+
+    # --- images and faces ----------------------------------------------------------------------
+    def put_image(self, protocol_hash, key, image_sha):
+        self.db.execute("INSERT OR REPLACE INTO images VALUES (?,?,?)", (protocol_hash, key, image_sha))
+
+    def image_sha(self, protocol_hash, key) -> str | None:
+        row = self.db.execute("SELECT image_sha FROM images WHERE protocol_hash=? AND key=?", (protocol_hash, key)).fetchone()
+        return row[0] if row else None
+
+    # --- faces ------------------------------------------------------------------------------
+    def face(self, image_sha, convention) -> dict | None:
+        row = self.db.execute(
+            "SELECT ok, reason, landmarks, matrix, crop_sha FROM faces WHERE image_sha=? AND convention=?",
+            (image_sha, convention),
+        ).fetchone()
+        if row is None:
+            return None
+        ok, reason, lm, m, crop_sha = row
+        return {
+            "ok": bool(ok), "reason": reason, "crop_sha": crop_sha,
+            "landmarks": np.array(json.loads(lm), dtype=np.float32) if lm else None,
+            "matrix": np.array(json.loads(m)) if m else None,
+        }
+
+    def put_face(self, image_sha, convention, ok, reason=None, landmarks=None, matrix=None, crop_sha=None):
+        self.db.execute(
+            "INSERT OR REPLACE INTO faces VALUES (?,?,?,?,?,?,?)",
+            (image_sha, convention, int(ok), reason,
+             json.dumps(np.asarray(landmarks).tolist()) if landmarks is not None else None,
+             json.dumps(matrix.tolist()) if matrix is not None else None, crop_sha),
+        )
+
+    # --- swaps ------------------------------------------------------------------------------
+    def put_swaps(self, run_id, rows):
+        """rows: (pair_id, ok, reason, image_sha)."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO swaps VALUES (?,?,?,?,?)", [(run_id, *r) for r in rows])
+
+    def swaps(self, run_id) -> dict[str, tuple[bool, str | None, str | None]]:
+        rows = self.db.execute("SELECT pair_id, ok, reason, image_sha FROM swaps WHERE run_id=?", (run_id,))
+        return {p: (bool(ok), reason, sha) for p, ok, reason, sha in rows}
+
+    # --- features ---------------------------------------------------------------------------
+    def put_features(self, backend, rows):
+        """rows: (image_sha, ok, reason, vector or None)."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO features VALUES (?,?,?,?,?)",
+                [(sha, backend, int(ok), reason, np.asarray(v, np.float32).tobytes() if ok else None)
+                 for sha, ok, reason, v in rows],
+            )
+
+    def features(self, backend, shas) -> dict[str, tuple[bool, str | None, np.ndarray | None]]:
+        out = {}
+        shas = list(shas)
+        for i in range(0, len(shas), 500):
+            chunk = shas[i:i + 500]
+            q = f"SELECT image_sha, ok, reason, vector FROM features WHERE backend=? AND image_sha IN ({','.join('?' * len(chunk))})"
+            for sha, ok, reason, blob in self.db.execute(q, (backend, *chunk)):
+                out[sha] = (bool(ok), reason, np.frombuffer(blob, np.float32).copy() if blob is not None else None)
+        return out
+
+    # --- failures, values, aggregates ----------------------------------------------------------
+    def put_failures(self, run_id, rows):
+        """rows: (pair_id, stage, reason)."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO failures VALUES (?,?,?,?)", [(run_id, *r) for r in rows])
+
+    def failures(self, run_id) -> list[tuple[str, str, str]]:
+        return self.db.execute(
+            "SELECT pair_id, stage, reason FROM failures WHERE run_id=? ORDER BY pair_id, stage", (run_id,)
+        ).fetchall()
+
+    def put_results(self, run_id, values, aggregates):
+        """values: (pair_id, metric, value); aggregates: (metric, value, lo, hi, n, n_failed, backend).
+
+        Scoring is recomputed from stored features as a whole, so its rows replace the old ones.
+        """
+        with self.transaction() as db:
+            db.execute("DELETE FROM pair_values WHERE run_id=?", (run_id,))
+            db.execute("DELETE FROM aggregates WHERE run_id=?", (run_id,))
+            db.executemany("INSERT INTO pair_values VALUES (?,?,?,?)", [(run_id, *v) for v in values])
+            db.executemany("INSERT INTO aggregates VALUES (?,?,?,?,?,?,?,?)", [(run_id, *a) for a in aggregates])
+
+    def pair_values(self, run_id) -> list[tuple[str, str, float]]:
+        return self.db.execute(
+            "SELECT pair_id, metric, value FROM pair_values WHERE run_id=? ORDER BY pair_id, metric", (run_id,)
+        ).fetchall()
+
+    def aggregates(self, run_id) -> dict[str, dict]:
+        rows = self.db.execute(
+            "SELECT metric, value, ci_low, ci_high, n, n_failed, backend FROM aggregates WHERE run_id=?", (run_id,)
+        )
+        return {m: dict(value=v, ci_low=lo, ci_high=hi, n=n, n_failed=nf, backend=b) for m, v, lo, hi, n, nf, b in rows}

@@ -1,0 +1,114 @@
+"""Leaderboards from the results store: a markdown table (and CSV) per protocol.
+
+Methods are rows, metric columns carry ↑/↓, each aggregate is the mean over pairs with its 95%
+bootstrap interval, and coverage says how many pairs were evaluated and how many failed. The footer
+names the protocol hash, the backends and the runs, so every number can be traced to how it was made.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from swapbench.bench.store import Store
+from swapbench.metrics import COLUMNS
+
+
+def collect(store: Store, protocol: str | None = None, include_unpublishable: bool = False) -> pd.DataFrame:
+    rows = []
+    for run in store.latest_runs(protocol, publishable_only=not include_unpublishable):
+        failed_pairs = {pid for pid, _, _ in store.failures(run["run_id"])}
+        for metric, agg in store.aggregates(run["run_id"]).items():
+            rows.append({
+                "protocol": run["protocol"], "protocol_hash": run["protocol_hash"], "method": run["method"],
+                "metric": metric, **agg, "pairs": run["provenance"]["protocol"]["pairs"],
+                "pairs_failed": len(failed_pairs), "run_id": run["run_id"],
+                "git_revision": run["provenance"].get("git_revision"),
+            })
+    return pd.DataFrame(rows)
+
+
+def _cell(row) -> str:
+    col = COLUMNS.get(row["metric"])
+    scale, fmt = (100.0, "{:.1f}") if col and col.percent else (1.0, "{:.3f}")
+    text = fmt.format(row["value"] * scale)
+    if pd.notna(row["ci_low"]):
+        text += f" [{fmt.format(row['ci_low'] * scale)}, {fmt.format(row['ci_high'] * scale)}]"
+    if row["n_failed"]:
+        text += f" (n={row['n']})"
+    return text
+
+
+def _header(metric: str) -> str:
+    col = COLUMNS.get(metric)
+    if col is None:
+        return metric
+    return f"{col.label} {'↑' if col.higher_is_better else '↓'}"
+
+
+def markdown(df: pd.DataFrame, store: Store, grids: dict[str, str] | None = None) -> str:
+    if df.empty:
+        return "No complete runs in the store yet: run `bench run` first.\n"
+    out = []
+    for (protocol, phash), part in df.groupby(["protocol", "protocol_hash"], sort=True):
+        metrics_order = [m for m in COLUMNS if m in set(part["metric"])] + sorted(set(part["metric"]) - set(COLUMNS))
+        runs = part.drop_duplicates("method").set_index("method")
+        order = sorted(runs.index, key=lambda m: _sort_key(part, m))
+        n_pairs = int(runs["pairs"].iloc[0])
+        out.append(f"## {protocol}\n")
+        out.append("| method | " + " | ".join(_header(m) for m in metrics_order) + " | coverage |")
+        out.append("|---|" + "---:|" * len(metrics_order) + "---|")
+        for method in order:
+            cells = []
+            for m in metrics_order:
+                hit = part[(part["method"] == method) & (part["metric"] == m)]
+                cells.append(_cell(hit.iloc[0]) if len(hit) else "–")
+            failed = int(runs.loc[method, "pairs_failed"])
+            cells.append(f"{n_pairs - failed}/{n_pairs} evaluated, {failed} failed")
+            out.append(f"| {method} | " + " | ".join(cells) + " |")
+        backends = sorted(set(zip(part["metric"], part["backend"])))
+        fams = sorted({b for _, b in backends})
+        out.append("")
+        out.append(f"Protocol `{protocol}` hash `{phash}`, {n_pairs} pairs. Backends: {', '.join(f'`{b}`' for b in fams)}. "
+                   "Each value: mean over evaluated pairs [95% percentile bootstrap interval over pairs]; "
+                   "(n=…) where some pairs have no value. Coverage: a pair fails when a face cannot be found "
+                   "or cropped, the method fails, or a metric backend cannot embed the swap.")
+        reasons = Counter()
+        for run_id in runs["run_id"]:
+            for _, stage, reason in store.failures(run_id):
+                reasons[(stage, reason)] += 1
+        if reasons:
+            out.append("")
+            out.append("Failures by stage: " + "; ".join(f"{stage}: {reason} ×{n}" for (stage, reason), n in sorted(reasons.items())))
+        out.append("")
+        out.append("Runs: " + ", ".join(f"{m} `{runs.loc[m, 'run_id']}`" for m in order)
+                   + f" (git {runs['git_revision'].dropna().iloc[0] if runs['git_revision'].notna().any() else 'unknown'}).")
+        if grids and protocol in grids:
+            out.append("")
+            out.append(f"![{protocol}: source | target | swaps]({grids[protocol]})")
+        out.append("")
+    return "\n".join(out)
+
+
+def _sort_key(part, method):
+    # Baselines first in a fixed order, then methods by name.
+    fixed = ["source", "target", "classic"]
+    return (fixed.index(method) if method in fixed else len(fixed), method)
+
+
+def write(store: Store, out_dir: Path, protocol: str | None = None, include_unpublishable=False) -> list[Path]:
+    from swapbench.leaderboard.grid import comparison_grid
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    df = collect(store, protocol, include_unpublishable)
+    written = []
+    for name, part in df.groupby("protocol"):
+        grid = comparison_grid(store, part, out_dir / f"{name}_grid.png")
+        md = out_dir / f"{name}.md"
+        md.write_text(f"# swapbench leaderboard: {name}\n\n" + markdown(part, store, {name: grid.name} if grid else None))
+        csv = out_dir / f"{name}.csv"
+        part.sort_values(["method", "metric"]).to_csv(csv, index=False)
+        written += [md, csv] + ([grid] if grid else [])
+    return written
