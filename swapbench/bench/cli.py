@@ -12,7 +12,7 @@ from rich.table import Table
 from swapbench.bench import config as config_mod
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, width=200)
 
 
 def main(argv=None) -> int:

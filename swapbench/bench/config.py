@@ -25,7 +25,7 @@ def load(files=(), overrides: dict | None = None) -> dict:
 def merge(base: dict, update: dict, origin: str, prefix: str = "") -> None:
     for key, value in update.items():
         if key not in base:
-            raise KeyError(f"{origin}: unknown config key {prefix}{key!r}; known: {', '.join(base)}")
+            raise KeyError(f"{origin}: unknown config key '{prefix}{key}'; known: {', '.join(base)}")
         if isinstance(base[key], dict) and key != "metrics":
             if not isinstance(value, dict):
                 raise TypeError(f"{origin}: {prefix}{key} must be a mapping")

@@ -35,7 +35,7 @@ def comparison_grid(store: Store, part, path: Path, rows: int = 6) -> Path | Non
             break
     if not chosen:
         return None
-    header = ["source", "target"] + order
+    header = ["SOURCE (input)", "TARGET (input)"] + [f"method: {m}" for m in order]
     canvas = Image.new("RGB", (CELL * len(header), 18 + CELL * len(chosen)), "white")
     draw = ImageDraw.Draw(canvas)
     for j, title in enumerate(header):

@@ -30,7 +30,9 @@ class IdentityMetric(PairwiseMetric):
         self.register_buffer("gallery_identity", gallery_identity.long())
 
     def pair_values(self, swap: torch.Tensor, source_index: torch.Tensor) -> torch.Tensor:
-        sims = F.normalize(swap.double(), dim=1) @ self.gallery.T  # [B, G]
+        # An elementwise product and a row sum instead of a matmul: BLAS picks kernels by matrix
+        # shape, so a matmul's last bits would depend on the batch size and a resumed run could differ.
+        sims = (F.normalize(swap.double(), dim=1)[:, None, :] * self.gallery[None]).sum(-1)  # [B, G]
         n_ids = int(self.gallery_identity.max()) + 1
         per_id = torch.full((len(swap), n_ids), -2.0, dtype=sims.dtype, device=sims.device)
         per_id = per_id.scatter_reduce(1, self.gallery_identity.expand_as(sims), sims, reduce="amax")

@@ -1,0 +1,38 @@
+from conftest import bench
+
+
+def test_print_config_applies_overrides():
+    out = bench("run", "--print-config", "--subset", "5", "--set", "engine.batch_size=3", "--method", "classic").stdout
+    assert "subset: 5" in out and "batch_size: 3" in out and "- classic" in out and "- source" not in out
+
+
+def test_unknown_config_key_is_a_clear_error():
+    proc = bench("run", "--set", "engine.bach_size=3", "--print-config", check=False)
+    assert proc.returncode == 2
+    assert "unknown config key 'engine.bach_size'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_method_is_a_clear_error(tmp_path):
+    proc = bench("run", "--method", "nosuch", store=tmp_path / "s.sqlite", check=False)
+    assert proc.returncode == 2 and "unknown method 'nosuch'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_list_methods_and_protocols():
+    out = bench("list", "methods").stdout
+    for name in ("source", "target", "classic"):
+        assert name in out
+    out = bench("list", "protocols").stdout
+    assert "samples" in out and "72" in out
+
+
+def test_leaderboard_writes_markdown_csv_and_grid(samples_run, tmp_path):
+    store, _ = samples_run
+    proc = bench("leaderboard", "--out", str(tmp_path / "lb"), store=store)
+    md = (tmp_path / "lb" / "samples.md").read_text()
+    assert "| source | 1.000" in md and "samples_grid.png" in md and "hash `" in md
+    assert (tmp_path / "lb" / "samples_grid.png").stat().st_size > 10_000
+    csv = (tmp_path / "lb" / "samples.csv").read_text().splitlines()
+    assert csv[0].startswith("protocol,protocol_hash,method,metric,value,ci_low,ci_high")
+    assert len(csv) == 1 + 3 * 3  # 3 methods x 3 identity columns
+    assert proc.stdout.startswith("# swapbench leaderboard")

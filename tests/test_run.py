@@ -1,0 +1,99 @@
+"""End-to-end `bench run` on the bundled samples, as a user runs it."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, bench
+
+
+def aggregates(store):
+    db = sqlite3.connect(store)
+    rows = db.execute(
+        "SELECT r.method, a.metric, a.value, a.ci_low, a.ci_high, a.n, a.n_failed FROM aggregates a "
+        "JOIN runs r USING (run_id) WHERE r.status='complete'"
+    ).fetchall()
+    return {(m, k): (v, lo, hi, n, nf) for m, k, v, lo, hi, n, nf in rows}
+
+
+def pair_values(store, method):
+    db = sqlite3.connect(store)
+    return db.execute(
+        "SELECT pair_id, metric, value FROM pair_values JOIN runs USING (run_id) WHERE method=? ORDER BY 1, 2",
+        (method,),
+    ).fetchall()
+
+
+def test_default_run_ranks_the_baselines(samples_run):
+    store, proc = samples_run
+    agg = aggregates(store)
+    assert agg[("source", "id_top1")][0] == 1.0
+    assert agg[("source", "id_cosine")][0] == pytest.approx(1.0)
+    assert agg[("target", "id_top1")][0] < 0.2
+    assert agg[("target", "id_top1")][0] < agg[("classic", "id_top1")][0] < 1.0
+    assert agg[("source", "id_top1")][3] == 72  # every pair evaluated
+    # The printed leaderboard is markdown with the three baselines and the coverage column.
+    for method in ("source", "target", "classic"):
+        assert f"| {method} |" in proc.stdout
+    assert "ID top-1 % ↑" in proc.stdout and "coverage" in proc.stdout
+
+
+def test_every_pair_is_valued_or_recorded_as_failed(samples_run):
+    store, _ = samples_run
+    db = sqlite3.connect(store)
+    for run_id, method in db.execute("SELECT run_id, method FROM runs"):
+        valued = {p for (p,) in db.execute("SELECT DISTINCT pair_id FROM pair_values WHERE run_id=?", (run_id,))}
+        failed = {p for (p,) in db.execute("SELECT DISTINCT pair_id FROM failures WHERE run_id=?", (run_id,))}
+        assert len(valued | failed) == 72, method
+        assert not valued & failed or method == "classic"  # a pair can fail one family and pass another
+
+
+def test_second_run_reuses_the_complete_runs(samples_run):
+    store, _ = samples_run
+    before = aggregates(store)
+    proc = bench("run", "--no-progress", store=store)
+    assert proc.stderr.count("reusing complete run") == 3
+    assert aggregates(store) == before
+
+
+def _wait_for(store, query, at_least, proc, timeout=300):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            raise AssertionError("bench run finished before it could be interrupted")
+        try:
+            (n,) = sqlite3.connect(store, timeout=5).execute(query).fetchone()
+        except sqlite3.OperationalError:
+            n = 0
+        if n >= at_least:
+            return n
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {query}")
+
+
+def test_killed_run_resumes_to_the_same_result(samples_run, tmp_path):
+    reference_store, _ = samples_run
+    store = tmp_path / "killed.sqlite"
+    cmd = [sys.executable, "-m", "swapbench.bench.cli", "run", "--no-progress", "--method", "classic",
+           "--batch-size", "2", "--store", str(store)]
+    # Kill once while swapping, once while extracting features.
+    for query, n in (("SELECT count(*) FROM swaps", 6), ("SELECT count(*) FROM features", 30)):
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_for(store, query, n, proc)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    db = sqlite3.connect(store)
+    assert db.execute("SELECT status FROM runs").fetchone() == ("running",)
+    assert db.execute("SELECT count(*) FROM features").fetchone()[0] < 72 + 9
+
+    proc = bench("run", "--no-progress", "--method", "classic", "--batch-size", "2", store=store)
+    assert "resuming run" in proc.stderr
+    assert aggregates(store) == {k: v for k, v in aggregates(reference_store).items() if k[0] == "classic"}
+    assert pair_values(store, "classic") == pair_values(reference_store, "classic")
+    db = sqlite3.connect(store)
+    assert db.execute("SELECT count(*), count(DISTINCT pair_id) FROM swaps").fetchone() == (72, 72)
