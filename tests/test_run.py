@@ -97,3 +97,13 @@ def test_killed_run_resumes_to_the_same_result(samples_run, tmp_path):
     assert pair_values(store, "classic") == pair_values(reference_store, "classic")
     db = sqlite3.connect(store)
     assert db.execute("SELECT count(*), count(DISTINCT pair_id) FROM swaps").fetchone() == (72, 72)
+
+
+def test_two_ddp_processes_give_the_same_values_as_one(tmp_path):
+    # 9 pairs on 2 processes: DistributedSampler pads one repeated pair, which must not count twice.
+    args = ("run", "--no-progress", "--subset", "9", "--method", "classic", "--batch-size", "2")
+    bench(*args, store=tmp_path / "one.sqlite")
+    bench(*args, "--devices", "2", "--accelerator", "cpu", "--set", "engine.strategy=ddp", store=tmp_path / "two.sqlite")
+    one, two = aggregates(tmp_path / "one.sqlite"), aggregates(tmp_path / "two.sqlite")
+    assert one == two and one[("classic", "id_top1")][3] == 9
+    assert pair_values(tmp_path / "one.sqlite", "classic") == pair_values(tmp_path / "two.sqlite", "classic")

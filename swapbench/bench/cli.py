@@ -88,6 +88,8 @@ def cmd_run(args) -> int:
     from swapbench.leaderboard import tables
 
     engine.run(cfg, show_progress=not args.no_progress)
+    if not engine.is_global_zero():
+        return 0  # the other DDP processes stay quiet
     store = Store(cfg["store"])
     df = tables.collect(store, cfg["protocol"])
     df = df[df["method"].isin(cfg["methods"])]

@@ -95,13 +95,15 @@ def _run_method(method, protocol, crops, backends, store, cfg, hashes, face_seco
     run_id = run_id_for(cfg, protocol, method, hashes)
     existing = store.run(run_id)
     if existing and existing["status"] == "complete" and not cfg["rerun"]:
-        console.print(f"[dim]{method.name}: reusing complete run {run_id}[/dim]")
+        if is_global_zero():
+            console.print(f"[dim]{method.name}: reusing complete run {run_id}[/dim]")
         return run_id
-    if existing and existing["status"] != "complete":
+    if existing and existing["status"] != "complete" and is_global_zero():
         console.print(f"{method.name}: resuming run {run_id}")
     store.start_run(run_id, protocol.name, protocol.hash, method.name, method.publishable, cfg,
                     provenance(cfg, protocol, method, hashes))
-    store.add_timing(run_id, "faces", face_seconds)
+    if is_global_zero():
+        store.add_timing(run_id, "faces", face_seconds)
 
     # Pairs whose faces could not be prepared are failures of the run, with the reason.
     conv, ev = method.convention, cfg["face"]["eval_convention"]
@@ -123,8 +125,7 @@ def _run_method(method, protocol, crops, backends, store, cfg, hashes, face_seco
             raise NotImplementedError(f"{method.name} works on {conv} crops; scoring them as {ev} needs paste-back")
         items = [(p.pair_id, crops[p.source, conv], crops[p.target, conv]) for p in pending]
         with _timed(store, run_id, "swap"):
-            _trainer(cfg, SwapWriter(store.path, run_id, out_dir), show_progress).predict(
-                method, _loader(SwapInputs(items), cfg), return_predictions=False)
+            _predict(cfg, method, SwapInputs(items), SwapWriter(store.path, run_id, out_dir), show_progress)
     swaps = store.swaps(run_id)
     store.put_failures(run_id, [(pid, "swap", reason) for pid, (ok, reason, _) in swaps.items() if not ok])
 
@@ -139,8 +140,8 @@ def _run_method(method, protocol, crops, backends, store, cfg, hashes, face_seco
         todo = [(sha, path) for sha, path in images.items() if sha not in have]
         if todo:
             with _timed(store, run_id, f"features/{backend.name}"):
-                _trainer(cfg, FeatureWriter(store.path, backend.name), show_progress).predict(
-                    FeatureExtractor(backend), _loader(ImageFiles(todo), cfg), return_predictions=False)
+                _predict(cfg, FeatureExtractor(backend), ImageFiles(todo), FeatureWriter(store.path, backend.name),
+                         show_progress)
 
     with _timed(store, run_id, "score"):
         _score(run_id, protocol, ready, swaps, crops, backends, store, cfg, show_progress)
@@ -226,6 +227,13 @@ def _loader(dataset, cfg) -> DataLoader:
     return DataLoader(dataset, batch_size=e["batch_size"], num_workers=e["num_workers"], shuffle=False)
 
 
+def _predict(cfg, module, dataset, writer, show_progress) -> None:
+    trainer = _trainer(cfg, writer, show_progress)
+    trainer.predict(module, _loader(dataset, cfg), return_predictions=False)
+    # Under DDP every rank writes its shard; all of them must be in the store before anyone reads it.
+    trainer.strategy.barrier("predictions written")
+
+
 def _trainer(cfg, writer, show_progress) -> L.Trainer:
     e = cfg["engine"]
     callbacks = [writer] if writer else []
@@ -236,17 +244,26 @@ def _trainer(cfg, writer, show_progress) -> L.Trainer:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*predict_dataloader.*|.*test_dataloader.*")
     warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
+    # Metrics key values by pair index and keep one row per pair, so DistributedSampler's padding is harmless.
+    warnings.filterwarnings("ignore", message=".*Using `DistributedSampler` with the dataloaders.*")
     return L.Trainer(accelerator=e["accelerator"], devices=e["devices"], strategy=e["strategy"],
                      precision=e["precision"], logger=False, enable_checkpointing=False,
                      enable_model_summary=False, enable_progress_bar=show_progress, callbacks=callbacks,
                      deterministic=True)
 
 
+def is_global_zero() -> bool:
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
 @contextmanager
 def _timed(store, run_id, stage):
     t0 = time.perf_counter()
     yield
-    store.add_timing(run_id, stage, time.perf_counter() - t0)
+    if is_global_zero():
+        store.add_timing(run_id, stage, time.perf_counter() - t0)
 
 
 def provenance(cfg, protocol, method, hashes) -> dict:

@@ -33,8 +33,9 @@ class PairwiseMetric(Metric):
 
     def compute(self) -> dict[str, torch.Tensor]:
         """{"pair_index": [N] unique, sorted; name: [N] per-pair values, for each name}."""
-        index = dim_zero_cat(self.pair_index) if self.pair_index else torch.zeros(0, dtype=torch.long)
-        values = dim_zero_cat(self.values) if self.values else torch.zeros(0, len(self.names), dtype=torch.float64)
+        # States are lists of batches here, or one tensor once synced across DDP processes.
+        index = dim_zero_cat(self.pair_index) if len(self.pair_index) else torch.zeros(0, dtype=torch.long)
+        values = dim_zero_cat(self.values) if len(self.values) else torch.zeros(0, len(self.names), dtype=torch.float64)
         unique, first = _first_occurrence(index)
         out = {"pair_index": unique}
         for j, name in enumerate(self.names):
