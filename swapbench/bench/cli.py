@@ -45,12 +45,19 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="leaderboard", help="output directory (default: ./leaderboard)")
     p.add_argument("--include-unpublishable", action="store_true", help="include rows made with test weights")
 
+    p = sub.add_parser("check", help="compare a run with golden results (exit 1 on any regression)")
+    p.add_argument("golden", nargs="+", type=Path, help="golden JSON file(s), e.g. tests/golden/samples.json")
+    p.add_argument("--store")
+    p.add_argument("--update", action="store_true", help="rewrite the golden file(s) from the current run")
+    p.add_argument("--no-progress", action="store_true")
+
     p = sub.add_parser("weights", help="list every registered weight file and its status")
     p.add_argument("--weights-dir")
 
     args = parser.parse_args(argv)
     try:
-        return {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "weights": cmd_weights}[args.command](args)
+        return {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "check": cmd_check,
+                "weights": cmd_weights}[args.command](args)
     except (KeyError, ValueError, FileNotFoundError, TypeError, RuntimeError, NotImplementedError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         err.print(f"[bold red]error:[/bold red] {message}", highlight=False)
@@ -136,6 +143,45 @@ def cmd_leaderboard(args) -> int:
             print(path.read_text())
     err.print("[dim]wrote " + ", ".join(map(str, written)) + "[/dim]")
     return 0
+
+
+def cmd_check(args) -> int:
+    import json
+
+    from swapbench.bench import engine
+    from swapbench.bench.store import Store
+    from swapbench.leaderboard import check
+
+    failed = 0
+    for path in args.golden:
+        if not path.is_file():
+            raise FileNotFoundError(f"golden file {path} not found; a new one needs at least its \"run\" section")
+        golden = json.loads(path.read_text())
+        cfg = check.config_for(golden, args.store)
+        run_ids = engine.run(cfg, show_progress=not args.no_progress)
+        aggregates, pairs, provenance = check.results_of(Store(cfg["store"]), run_ids)
+        if args.update:
+            check.write_golden(path, check.make_golden(cfg, aggregates, pairs, provenance, golden))
+            console.print(f"updated {path}")
+            continue
+        findings = check.compare(golden, aggregates, pairs)
+        table = Table("method", "metric", "pair", "golden", "now", "tolerance", "status", title=str(path))
+        for f in findings:
+            if f.pair is None or not f.ok:
+                table.add_row(f.method, f.metric, f.pair or "(aggregate)", _fmt(f.old), _fmt(f.new), f"±{f.tol:g}",
+                              "ok" if f.ok else "[bold red]REGRESSION[/bold red]")
+        console.print(table)
+        bad = [f for f in findings if not f.ok]
+        for f in bad:
+            err.print(f"regression: {f.where}: golden {_fmt(f.old)}, now {_fmt(f.new)}, tolerance ±{f.tol:g}",
+                      highlight=False)
+        console.print(f"{path}: {len(findings) - len(bad)}/{len(findings)} values within tolerance")
+        failed += bool(bad)
+    return 1 if failed else 0
+
+
+def _fmt(v) -> str:
+    return "missing" if v is None else f"{v:.6f}"
 
 
 def cmd_weights(args) -> int:
