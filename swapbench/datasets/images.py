@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-MAX_PIXELS = 50_000_000  # refuse decompression bombs with a clear message
+MAX_PIXELS = 150_000_000  # refuse decompression bombs with a clear message (an 8000x8000 photo is 64M)
 MIN_SIDE = 32
 
 
@@ -41,6 +41,7 @@ def load_image(uri: str) -> np.ndarray:
         raise ImageError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: empty file")
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # our own limit and message below, not PIL's warning
     try:
         with Image.open(path) as im:
             if im.width * im.height > MAX_PIXELS:

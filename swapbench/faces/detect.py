@@ -33,15 +33,25 @@ def _models():
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(frm.pose_predictor_model_location())
 
 
-def detect(image: np.ndarray, upsample: int = 1) -> list[Face]:
-    """All faces in an RGB uint8 image, best detector score first."""
+DETECT_MAX_SIDE = 2048  # larger images are searched on a downscaled copy
+UPSAMPLE_BELOW = 1024  # smaller images are searched at 2x too, for small faces
+
+
+def detect(image: np.ndarray) -> list[Face]:
+    """All faces in an RGB uint8 image, best detector score first, in the image's own pixels."""
+    import cv2
+
     detector, predictor = _models()
-    rects, scores, _ = detector.run(image, upsample, 0.0)
+    scale = min(1.0, DETECT_MAX_SIDE / max(image.shape[:2]))
+    small = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    upsample = 1 if max(small.shape[:2]) < UPSAMPLE_BELOW else 0
+    rects, scores, _ = detector.run(small, upsample, 0.0)
     faces = []
     for rect, score in zip(rects, scores):
-        shape = predictor(image, rect)
-        pts = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
-        faces.append(Face((rect.left(), rect.top(), rect.right(), rect.bottom()), pts, float(score)))
+        shape = predictor(small, rect)
+        pts = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32) / scale
+        box = tuple(int(round(v / scale)) for v in (rect.left(), rect.top(), rect.right(), rect.bottom()))
+        faces.append(Face(box, pts, float(score)))
     return sorted(faces, key=lambda f: -f.score)
 
 
