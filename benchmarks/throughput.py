@@ -1,0 +1,195 @@
+"""End-to-end throughput of `bench run`, broken down by stage, against the naive way of scoring swaps.
+
+    python benchmarks/throughput.py                      # samples protocol + a ~1000-pair synthetic one
+    python benchmarks/throughput.py --synthetic-pairs 0  # samples only
+
+For each protocol: a fresh store, one `engine.run` with the default offline backends, and
+  - end-to-end pairs/s and peak resident memory,
+  - the engine's own stage timings (faces = decode + detect + align, swap, each backend's features, scoring),
+  - the model-forward time of each stage measured directly at the same batch size (method.swap and
+    backend.extract on the same crops), and the engine overhead = end-to-end / sum of forward times,
+  - the naive way, as papers' scripts do it: one pair at a time, every image decoded and detected again,
+    every metric model reloaded for every pair; pairs/s and the ratio to the engine.
+Results are printed as markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageEnhance
+
+from swapbench import metrics, methods
+from swapbench.bench import config, engine
+from swapbench.bench.prepare import prepare
+from swapbench.bench.stages import read_png
+from swapbench.bench.store import Store
+from swapbench.datasets import PROTOCOLS, ImageRef, Pair, Protocol, get_protocol
+from swapbench.datasets.images import load_image
+from swapbench.faces import align, detect
+from swapbench.methods.base import FaceBatch
+
+
+def synthetic_protocol(root: Path, n_pairs: int) -> Protocol:
+    """Variants of the bundled faces (mirror, scale, brightness) as distinct 'identities', all pairs, subset."""
+    samples = get_protocol("samples")
+    images = {}
+    for key, ref in samples.images.items():
+        base = Image.fromarray(load_image(ref.uri))
+        variants = {
+            "a": base, "b": base.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+            "c": base.resize((int(base.width * 1.5), int(base.height * 1.5))),
+            "d": ImageEnhance.Brightness(base).enhance(0.8),
+        }
+        for tag, img in variants.items():
+            path = root / f"{key}_{tag}.png"
+            img.save(path)
+            images[path.stem] = ImageRef(path.stem, path.stem, str(path))
+    keys = sorted(images)
+    pairs = [Pair(s, t) for s in keys for t in keys if s != t]
+    return Protocol("synthetic", "1", "augmented bundled faces", images, pairs).subset(n_pairs)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def forward_times(cfg, protocol, store, batch_size) -> dict[str, float]:
+    """Seconds spent inside model forwards only, at the engine's batch size."""
+    ev = cfg["face"]["eval_convention"]
+    crops = prepare(protocol, [ev], store, show_progress=False)
+    out = {}
+    pairs = [p for p in protocol.pairs if crops[p.source, ev].ok and crops[p.target, ev].ok]
+    for name in cfg["methods"]:
+        method = methods.get(name)()
+        t = 0.0
+        for i in range(0, len(pairs), batch_size):
+            chunk = pairs[i:i + batch_size]
+            src = FaceBatch(torch.stack([read_png(crops[p.source, ev].path) for p in chunk]),
+                            torch.stack([torch.from_numpy(crops[p.source, ev].landmarks) for p in chunk]))
+            tgt = FaceBatch(torch.stack([read_png(crops[p.target, ev].path) for p in chunk]),
+                            torch.stack([torch.from_numpy(crops[p.target, ev].landmarks) for p in chunk]))
+            t0 = time.perf_counter()
+            method.swap(src, tgt)
+            t += time.perf_counter() - t0
+        out[f"swap/{name}"] = t
+    # Backends see as many images as the engine gives them: every swap plus every reference crop.
+    refs = list({crops[k, ev].path for p in pairs for k in (p.source, p.target)})
+    n_images = len(pairs) * len(cfg["methods"]) + len(refs)
+    for family, bname in cfg["metrics"].items():
+        backend = metrics.backend_class(bname)()
+        paths = (refs * (n_images // len(refs) + 1))[:n_images]
+        t = 0.0
+        for i in range(0, len(paths), batch_size):
+            batch = torch.stack([read_png(p) for p in paths[i:i + batch_size]])
+            t0 = time.perf_counter()
+            backend.extract(batch)
+            t += time.perf_counter() - t0
+        out[f"features/{bname}"] = t
+    return out
+
+
+def naive(cfg, protocol, n_pairs) -> float:
+    """Seconds per pair, one pair at a time, re-decoding, re-detecting and reloading every metric model."""
+    ev = cfg["face"]["eval_convention"]
+    _, size = align.parse_convention(ev)
+    pairs = protocol.pairs[:n_pairs]
+    t0 = time.perf_counter()
+    for pair in pairs:
+        faces = {}
+        for role, key in (("source", pair.source), ("target", pair.target)):
+            image = load_image(protocol.images[key].uri)
+            found = detect.detect(image)
+            if not found:
+                break
+            face, _ = detect.pick(found, image.shape)
+            m = align.transform(ev, face.landmarks)
+            faces[role] = FaceBatch(torch.from_numpy(align.warp(image, m, size)).permute(2, 0, 1)[None].float() / 255,
+                                    torch.from_numpy(align.apply(m, face.landmarks).astype(np.float32))[None])
+        if len(faces) < 2:
+            continue
+        for name in cfg["methods"]:
+            swap = methods.get(name)().swap(faces["source"], faces["target"])
+            for bname in cfg["metrics"].values():
+                _clear_model_caches()
+                backend = metrics.backend_class(bname)()  # reloaded per metric and pair
+                backend.extract(swap)
+                backend.extract(faces["source"].image)
+    return (time.perf_counter() - t0) / max(len(pairs), 1)
+
+
+def _clear_model_caches():
+    from swapbench.faces import detect as d
+    from swapbench.metrics.backends import dlib_identity
+
+    for fn in (d._models, dlib_identity._models):
+        fn.cache_clear()
+    gc.collect()
+
+
+def bench_protocol(name, protocol, args) -> list[str]:
+    tmp = Path(tempfile.mkdtemp())
+    PROTOCOLS[name] = lambda: protocol
+    cfg = config.load((), {"protocol": name, "methods": args.methods, "store": str(tmp / "r.sqlite"),
+                           "engine": {"batch_size": args.batch_size}})
+    t0 = time.perf_counter()
+    run_ids = engine.run(cfg, show_progress=False)
+    wall = time.perf_counter() - t0
+    store = Store(cfg["store"])
+    stages: dict[str, float] = {}
+    for i, run_id in enumerate(run_ids):
+        for stage, sec in store.run(run_id)["timings"].items():
+            if stage == "faces" and i > 0:
+                continue  # face preparation is shared by the methods of one run
+            key = f"swap/{store.run(run_id)['method']}" if stage == "swap" else stage
+            stages[key] = stages.get(key, 0.0) + sec
+    forward = forward_times(cfg, protocol, Store(tmp / "fwd.sqlite"), args.batch_size)
+    n = len(protocol.pairs) * len(args.methods)
+    naive_s = naive(cfg, protocol, min(args.naive_pairs, len(protocol.pairs)))
+    lines = [
+        f"### {name}: {len(protocol.pairs)} pairs x {len(args.methods)} methods ({', '.join(args.methods)}), "
+        f"batch size {args.batch_size}",
+        "",
+        f"- end to end: {wall:.1f} s, {n / wall:.2f} swapped-and-scored pairs/s, peak RSS {peak_rss_mb():.0f} MB",
+        f"- sum of model-forward times: {sum(forward.values()):.1f} s; engine overhead (end to end / forward): "
+        f"{wall / max(sum(forward.values()), 1e-9):.2f}x",
+        f"- naive (one pair at a time, models reloaded per metric and pair, {min(args.naive_pairs, len(protocol.pairs))} "
+        f"pairs): {1 / naive_s * len(args.methods):.2f} pairs/s; the engine is {naive_s * n / len(args.methods) / wall:.1f}x faster",
+        "",
+        "| stage | engine time (s) | model forward (s) |",
+        "|---|---:|---:|",
+    ]
+    for stage in sorted(set(stages) | set(forward)):
+        lines.append(f"| {stage} | {stages.get(stage, float('nan')):.2f} | {forward.get(stage, float('nan')):.2f} |")
+    lines.append("")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return lines
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--methods", nargs="+", default=["classic"])
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--synthetic-pairs", type=int, default=1000)
+    ap.add_argument("--naive-pairs", type=int, default=20)
+    args = ap.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    out = ["## Throughput", "", f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU", ""]
+    out += bench_protocol("samples", get_protocol("samples"), args)
+    if args.synthetic_pairs:
+        root = Path(tempfile.mkdtemp())
+        out += bench_protocol("synthetic", synthetic_protocol(root, args.synthetic_pairs), args)
+        shutil.rmtree(root, ignore_errors=True)
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
