@@ -70,6 +70,10 @@ def test_cached_reference_gives_same_fid(sets):
     direct.update(fake, real=False)
     stats = direct.reference_stats("k")
     assert stats.n == 300 and stats.features.shape == (300, 32)
+    direct.reset()  # a new method's swaps against the same real images
+    assert direct.reference_stats("k").features.shape == (300, 32)
+    assert direct.gathered_features(real=False).numel() == 0
+    direct.update(fake, real=False)
 
     cached = FID(ext)
     cached.set_reference(ReferenceStats.from_features(ext(real), "k"))  # np.cov path, as from disk

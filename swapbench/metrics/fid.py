@@ -102,6 +102,13 @@ class FID(FrechetInceptionDistance):
         if self.keep_features:
             getattr(self, f"{side}_features").append(features.float())
 
+    def reset(self) -> None:
+        """Forget generated images; real statistics (and kept real features) stay, as the parent does."""
+        real = list(self.real_features) if self.keep_features else None  # reset() clears lists in place
+        super().reset()
+        if real is not None:
+            self.real_features = real
+
     def set_reference(self, stats: ReferenceStats) -> None:
         """Use cached real statistics instead of real images (set it on every rank)."""
         self.ref_mean = torch.as_tensor(np.asarray(stats.mean), dtype=torch.float64, device=self.ref_mean.device)
