@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from swapbench.leaderboard.prd_plot import plot_prd
-from swapbench.metrics.prd import improved_precision_recall, max_f_beta_pair, prd, prd_curve
+from swapbench.metrics.prd import improved_precision_recall, max_f_beta_pair, prd, prd_curve, subsample_to_match
 
 GOLDEN = Path(__file__).parent / "golden" / "prd_official.npz"
 
@@ -63,6 +63,12 @@ def test_prd_curve_on_known_histograms():
 def test_prd_enforces_balance(golden):
     with pytest.raises(ValueError, match="as many"):
         prd(golden["fake"][:100], golden["ref"])
+    fake, ref = subsample_to_match(golden["fake"][:100], golden["ref"], seed=3)
+    assert fake.shape == ref.shape == (100, 16)
+    np.testing.assert_array_equal(fake, golden["fake"][:100].astype(np.float64))
+    rows = {r.tobytes() for r in golden["ref"].astype(np.float64)}
+    assert all(r.tobytes() in rows for r in ref) and len({r.tobytes() for r in ref}) == 100
+    assert prd(fake, ref, num_runs=2).n_ref == 100
 
 
 def _brute_force_pr(real, fake, k):

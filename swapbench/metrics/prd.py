@@ -90,6 +90,15 @@ def prd(eval_features, ref_features, num_clusters: int = 20, num_angles: int = 1
     return PRDResult(precision, recall, f8, f18, len(eval_data), len(ref_data))
 
 
+def subsample_to_match(eval_features, ref_features, seed: int = 0):
+    """Random subset of the larger side, as large as the smaller one (PRD wants equal sizes)."""
+    eval_data, ref_data = _numpy64(eval_features), _numpy64(ref_features)
+    n = min(len(eval_data), len(ref_data))
+    rng = np.random.RandomState(seed)
+    pick = lambda x: x if len(x) == n else x[np.sort(rng.choice(len(x), n, replace=False))]  # noqa: E731
+    return pick(eval_data), pick(ref_data)
+
+
 def _numpy64(x) -> np.ndarray:
     if torch.is_tensor(x):
         x = x.detach().cpu().numpy()
