@@ -103,6 +103,12 @@ def test_torch_fidelity_missing_weights_message(tmp_path, monkeypatch):
     assert "github.com/toshas/torch-fidelity/releases" in str(err.value)
 
 
+def test_load_inception_backend():
+    backend = I.load_inception_backend("fid_helper_inception", policy="legacy_torch")
+    assert isinstance(backend, I.FidHelperInception) and backend.protocol_name == "fid_helper_inception/legacy_torch"
+    assert backend.module.num_features == 2048
+
+
 def test_unknown_policy():
     with pytest.raises(ValueError, match="unknown resize policy"):
         I.get_policy("bilinear-ish")

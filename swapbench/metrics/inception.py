@@ -36,7 +36,7 @@ from PIL import Image
 from torch import nn
 
 from swapbench.bench.weights import WeightFile, WeightsError, register, resolve, sha256_of
-from swapbench.metrics.backends.base import FeatureBackend, Features, register_backend
+from swapbench.metrics.backends.base import BACKENDS, FeatureBackend, Features, register_backend
 
 INCEPTION_SIZE = 299
 FEATURE_DIM = 2048
@@ -294,9 +294,9 @@ TORCH_FIDELITY_INCEPTION = register(
         filename="weights-inception-2015-12-05-6726825d.pth",
         url="https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
         licence="Apache-2.0 (TensorFlow models)",
-        sha256=None,  # the release publishes no checksum; the file name carries the hash prefix 6726825d
+        sha256=None,  # the release publishes no checksum
         used_by=("torch_fidelity_inception",),
-        note="the InceptionV3 weights torch-fidelity and torchmetrics download for FID",
+        note="the file torchmetrics' FID downloads; the release publishes no sha256 (the name carries a prefix, 6726825d)",
     )
 )[0]
 
@@ -374,6 +374,15 @@ class TorchFidelityInception(InceptionBackend):
         net = InceptionV3TF()
         net.load_state_dict(state, strict=True)
         return net.eval()
+
+
+def load_inception_backend(name: str = "fid_helper_inception", policy: str = "clean", device="cpu",
+                           weights_dir=None) -> InceptionBackend:
+    """Resolve the backend's weight files (clear error if missing) and build it."""
+    cls = BACKENDS[name]
+    if cls.family != "inception":
+        raise ValueError(f"{name!r} is a {cls.family} backend, not an Inception one")
+    return cls(resolve(cls.weights, weights_dir) if cls.weights else {}, device, policy=policy)
 
 
 def state_dict_from_fid_helper(ts_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
