@@ -20,7 +20,8 @@ def test_bad_inputs_are_recorded_and_good_pairs_evaluated(tmp_path, monkeypatch)
     monkeypatch.setitem(PROTOCOLS, "badinputs", lambda: protocol)
 
     store_path = tmp_path / "r.sqlite"
-    cfg = config.load((), {"protocol": "badinputs", "methods": ["classic"], "store": str(store_path)})
+    cfg = config.load((), {"protocol": "badinputs", "methods": ["classic"], "store": str(store_path),
+                             "metrics": {"identity": "dlib_resnet_v1"}})
     engine.run(cfg, show_progress=False)
 
     db = sqlite3.connect(store_path)

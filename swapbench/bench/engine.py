@@ -65,7 +65,8 @@ def run(cfg: dict, show_progress: bool = True) -> list[str]:
     crops = prepare(protocol, conventions, store, cfg["face"]["multi_face"], show_progress)
     face_seconds = time.perf_counter() - t0
 
-    backends = {family: cls({f.name: paths[f.name] for f in cls.weights}) for family, cls in backend_classes.items()}
+    backends = {family: metrics.make_backend(cls, {f.name: paths[f.name] for f in cls.weights}, cfg)
+                for family, cls in backend_classes.items()}
     run_ids = []
     for cls in method_classes:
         method = cls()
@@ -83,6 +84,7 @@ def run_id_for(cfg, protocol, method, hashes) -> str:
         "method": method.name,
         "method_weights": {f.name: hashes[f.name] for f in method.weights},
         "metrics": cfg["metrics"],
+        "fid": cfg["fid"] if "inception" in cfg["metrics"] else None,
         "backend_weights": {n: h for n, h in hashes.items() if n not in {f.name for f in method.weights}},
         "face": cfg["face"],
         "convention": method.convention,
@@ -136,12 +138,12 @@ def _run_method(method, protocol, crops, backends, store, cfg, hashes, face_seco
         for key in (p.source, p.target):
             images[crops[key, ev].sha] = crops[key, ev].path
     for family, backend in backends.items():
-        have = store.features(backend.name, images)
+        name = metrics.feature_name(backend)
+        have = store.features(name, images)
         todo = [(sha, path) for sha, path in images.items() if sha not in have]
         if todo:
-            with _timed(store, run_id, f"features/{backend.name}"):
-                _predict(cfg, FeatureExtractor(backend), ImageFiles(todo), FeatureWriter(store.path, backend.name),
-                         show_progress)
+            with _timed(store, run_id, f"features/{name}"):
+                _predict(cfg, FeatureExtractor(backend), ImageFiles(todo), FeatureWriter(store.path, name), show_progress)
 
     with _timed(store, run_id, "score"):
         _score(run_id, protocol, ready, swaps, crops, backends, store, cfg, show_progress)
@@ -154,11 +156,13 @@ def _score(run_id, protocol, ready, swaps, crops, backends, store, cfg, show_pro
     index = {p.pair_id: i for i, p in enumerate(protocol.pairs)}
     rows = {p.pair_id: {"pair_index": torch.tensor(index[p.pair_id])} for p in ready}
     metric_objs, inputs, failures = {}, {}, []
+    shas = {swaps[p.pair_id][2] for p in ready if swaps.get(p.pair_id, (False,))[0]}
+    shas |= {crops[k, ev].sha for p in ready for k in (p.source, p.target)}
     for family, backend in backends.items():
         spec = metrics.FAMILIES[family]
-        shas = {swaps[p.pair_id][2] for p in ready if swaps.get(p.pair_id, (False,))[0]}
-        shas |= {crops[k, ev].sha for p in ready for k in (p.source, p.target)}
-        feats = store.features(backend.name, shas)
+        if spec.compares_with == "reference":
+            continue
+        feats = store.features(metrics.feature_name(backend), shas)
         context = {}
         if spec.compares_with == "source":
             gallery_keys = [k for k in protocol.sources() if crops[k, ev].ok and feats[crops[k, ev].sha][0]]
@@ -207,8 +211,32 @@ def _score(run_id, protocol, ready, swaps, crops, backends, store, cfg, show_pro
             if len(v):
                 lo, hi = confidence_interval(v, resamples, cfg["engine"]["seed"])
                 aggregates.append((column.name, float(v.mean()), lo, hi, len(v), len(protocol.pairs) - len(v),
-                                   backends[family].name))
-    store.put_results(run_id, values, aggregates)
+                                   metrics.feature_name(backends[family])))
+    curves = {}
+    for family, backend in backends.items():
+        if metrics.FAMILIES[family].compares_with == "reference":
+            agg, curve = _score_distribution(protocol, ready, swaps, crops, backend, store, cfg)
+            aggregates += agg
+            curves.update(curve)
+    store.put_results(run_id, values, aggregates, curves)
+
+
+def _score_distribution(protocol, ready, swaps, crops, backend, store, cfg):
+    """FID, PRD and precision/recall of all swaps against every real face crop of the protocol."""
+    from swapbench.metrics import distribution
+
+    ev, name = cfg["face"]["eval_convention"], metrics.feature_name(backend)
+    ref_shas = sorted({crops[k, ev].sha for k in protocol.images if crops[k, ev].ok})
+    fake_shas = [swaps[p.pair_id][2] for p in ready if swaps.get(p.pair_id, (False,))[0]]
+    feats = store.features(name, set(ref_shas) | set(fake_shas))
+    ref = [feats[s][2] for s in ref_shas if s in feats and feats[s][0]]
+    fake = [feats[s][2] for s in fake_shas if s in feats and feats[s][0]]
+    if len(ref) <= cfg["fid"]["knn_k"] or len(fake) <= cfg["fid"]["knn_k"]:
+        return [], {}
+    stats = distribution.reference_stats(ref_shas, np.stack(ref), name, store.files / "refstats")
+    values, curves = distribution.score(np.stack(fake), stats, cfg["fid"], cfg["engine"]["seed"])
+    n_failed = len(protocol.pairs) - len(fake)
+    return [(k, v, None, None, len(fake), n_failed, name) for k, v in values.items()], curves
 
 
 def confidence_interval(values: np.ndarray, resamples: int, seed: int) -> tuple[float | None, float | None]:
@@ -282,6 +310,7 @@ def provenance(cfg, protocol, method, hashes) -> dict:
                      "pairs": len(protocol.pairs), "subset_of": protocol.subset_of},
         "method": {"name": method.name, "convention": method.convention,
                    "weights_sha256": {f.name: hashes[f.name] for f in method.weights}},
+        "fid": cfg["fid"] if "inception" in cfg["metrics"] else None,
         "backends": {family: {"name": name, "weights_sha256": {f.name: hashes[f.name]
                                                                for f in metrics.backend_class(name).weights}}
                      for family, name in cfg["metrics"].items()},

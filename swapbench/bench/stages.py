@@ -90,11 +90,11 @@ class FeatureExtractor(L.LightningModule):
     def __init__(self, backend):
         super().__init__()
         self.backend = backend
+        # A torch backend's network becomes a submodule, so Lightning moves it to the device.
+        self.net = getattr(backend, "module", None)
 
     def on_predict_start(self):
         self.backend.device = self.device
-        if hasattr(self.backend, "to"):
-            self.backend.to(self.device)
 
     def predict_step(self, batch, batch_idx=0):
         feats = self.backend.extract(batch["image"])

@@ -80,6 +80,12 @@ CREATE TABLE IF NOT EXISTS pair_values (
     value REAL NOT NULL,
     PRIMARY KEY (run_id, pair_id, metric)
 );
+CREATE TABLE IF NOT EXISTS curves (
+    run_id TEXT NOT NULL,
+    name TEXT NOT NULL,              -- e.g. prd: [precision, recall]
+    data TEXT NOT NULL,              -- JSON
+    PRIMARY KEY (run_id, name)
+);
 CREATE TABLE IF NOT EXISTS aggregates (
     run_id TEXT NOT NULL,
     metric TEXT NOT NULL,
@@ -243,7 +249,7 @@ class Store:
             "SELECT pair_id, stage, reason FROM failures WHERE run_id=? ORDER BY pair_id, stage", (run_id,)
         ).fetchall()
 
-    def put_results(self, run_id, values, aggregates):
+    def put_results(self, run_id, values, aggregates, curves=None):
         """values: (pair_id, metric, value); aggregates: (metric, value, lo, hi, n, n_failed, backend).
 
         Scoring is recomputed from stored features as a whole, so its rows replace the old ones.
@@ -251,6 +257,9 @@ class Store:
         with self.transaction() as db:
             db.execute("DELETE FROM pair_values WHERE run_id=?", (run_id,))
             db.execute("DELETE FROM aggregates WHERE run_id=?", (run_id,))
+            db.execute("DELETE FROM curves WHERE run_id=?", (run_id,))
+            db.executemany("INSERT INTO curves VALUES (?,?,?)",
+                           [(run_id, k, json.dumps(v)) for k, v in (curves or {}).items()])
             db.executemany("INSERT INTO pair_values VALUES (?,?,?,?)", [(run_id, *v) for v in values])
             db.executemany("INSERT INTO aggregates VALUES (?,?,?,?,?,?,?,?)", [(run_id, *a) for a in aggregates])
 
@@ -258,6 +267,9 @@ class Store:
         return self.db.execute(
             "SELECT pair_id, metric, value FROM pair_values WHERE run_id=? ORDER BY pair_id, metric", (run_id,)
         ).fetchall()
+
+    def curves(self, run_id) -> dict:
+        return {k: json.loads(v) for k, v in self.db.execute("SELECT name, data FROM curves WHERE run_id=?", (run_id,))}
 
     def aggregates(self, run_id) -> dict[str, dict]:
         rows = self.db.execute(

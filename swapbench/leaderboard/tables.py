@@ -13,7 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from swapbench.bench.store import Store
-from swapbench.metrics import COLUMNS
+from swapbench.metrics import COLUMNS, FAMILIES
+
+SET_LEVEL = {c.name for f in FAMILIES.values() if f.compares_with == "reference" for c in f.columns}
 
 
 def collect(store: Store, protocol: str | None = None, include_unpublishable: bool = False) -> pd.DataFrame:
@@ -26,6 +28,7 @@ def collect(store: Store, protocol: str | None = None, include_unpublishable: bo
                 "metric": metric, **agg, "pairs": run["provenance"]["protocol"]["pairs"],
                 "pairs_failed": len(failed_pairs), "run_id": run["run_id"],
                 "git_revision": run["provenance"].get("git_revision"),
+                "min_samples": (run["config"].get("fid") or {}).get("min_samples"),
             })
     return pd.DataFrame(rows)
 
@@ -36,9 +39,16 @@ def _cell(row) -> str:
     text = fmt.format(row["value"] * scale)
     if pd.notna(row["ci_low"]):
         text += f" [{fmt.format(row['ci_low'] * scale)}, {fmt.format(row['ci_high'] * scale)}]"
-    if row["n_failed"]:
+    if row["metric"] in SET_LEVEL:
+        text += f" (n={row['n']}){' †' if not meaningful(row) else ''}"
+    elif row["n_failed"]:
         text += f" (n={row['n']})"
     return text
+
+
+def meaningful(row) -> bool:
+    """Set-level values from fewer images than the configured minimum are strongly biased."""
+    return row["metric"] not in SET_LEVEL or pd.isna(row.get("min_samples")) or row["n"] >= row["min_samples"]
 
 
 def _header(metric: str) -> str:
@@ -75,6 +85,11 @@ def markdown(df: pd.DataFrame, store: Store, grids: dict[str, str] | None = None
                    "Each value: mean over evaluated pairs [95% percentile bootstrap interval over pairs]; "
                    "(n=…) where some pairs have no value. Coverage: a pair fails when a face cannot be found "
                    "or cropped, the method fails, or a metric backend cannot embed the swap.")
+        if any(not meaningful(r) for _, r in part.iterrows()):
+            out.append("")
+            out.append(f"† FID, PRD and precision/recall from fewer than {int(part['min_samples'].dropna().iloc[0])} "
+                       "images: strongly biased by the small sample, not meaningful as absolute values or across "
+                       "protocols. FIDs from different extractors or resize policies are not comparable either.")
         reasons = Counter()
         for run_id in runs["run_id"]:
             for _, stage, reason in store.failures(run_id):
@@ -106,9 +121,26 @@ def write(store: Store, out_dir: Path, protocol: str | None = None, include_unpu
     written = []
     for name, part in df.groupby("protocol"):
         grid = comparison_grid(store, part, out_dir / f"{name}_grid.png")
+        prd_png = _prd_plot(store, part, out_dir / f"{name}_prd.png")
         md = out_dir / f"{name}.md"
-        md.write_text(f"# swapbench leaderboard: {name}\n\n" + markdown(part, store, {name: grid.name} if grid else None))
+        text = markdown(part, store, {name: grid.name} if grid else None)
+        if prd_png:
+            text += f"\n![{name}: PRD curves]({prd_png.name})\n"
+        md.write_text(f"# swapbench leaderboard: {name}\n\n" + text)
         csv = out_dir / f"{name}.csv"
         part.sort_values(["method", "metric"]).to_csv(csv, index=False)
-        written += [md, csv] + ([grid] if grid else [])
+        written += [md, csv] + [p for p in (grid, prd_png) if p]
     return written
+
+
+def _prd_plot(store: Store, part, path: Path) -> Path | None:
+    from swapbench.leaderboard.prd_plot import plot_prd
+
+    curves = {}
+    for method, run_id in part.drop_duplicates("method")[["method", "run_id"]].itertuples(index=False):
+        prd = store.curves(run_id).get("prd")
+        if prd:
+            curves[method] = tuple(prd)
+    if not curves:
+        return None
+    return plot_prd(curves, path, title="PRD (Sajjadi et al. 2018) against the protocol's real faces")

@@ -22,7 +22,7 @@ class Column:
 @dataclass(frozen=True)
 class Family:
     name: str
-    compares_with: str  # "source" (identity) or "target" (attributes)
+    compares_with: str  # "source" (identity), "target" (attributes) or "reference" (the real set)
     columns: tuple[Column, ...]
 
 
@@ -31,6 +31,13 @@ FAMILIES = {
         Column("id_cosine", "ID cos", True),
         Column("id_top1", "ID top-1 %", True, percent=True),
         Column("id_top5", "ID top-5 %", True, percent=True),
+    )),
+    "inception": Family("inception", "reference", (
+        Column("fid", "FID", False),
+        Column("prd_f8", "PRD F8", True),
+        Column("prd_f1_8", "PRD F1/8", True),
+        Column("precision", "P (k=3)", True),
+        Column("recall", "R (k=3)", True),
     )),
 }
 
@@ -50,6 +57,17 @@ def all_backends() -> dict[str, type[FeatureBackend]]:
     return dict(BACKENDS)
 
 
+def feature_name(backend) -> str:
+    """The name features and values are stored under: the backend, plus its resize policy if it has one."""
+    return getattr(backend, "protocol_name", backend.name)
+
+
+def make_backend(cls, files, cfg) -> FeatureBackend:
+    if cls.family == "inception":
+        return cls(files, policy=cfg["fid"]["policy"])
+    return cls(files)
+
+
 def make_metric(family: str, **context):
     """The torchmetrics Metric of a family; context carries what it needs (e.g. the identity gallery)."""
     if family == "identity":
@@ -60,7 +78,8 @@ def make_metric(family: str, **context):
 
 
 def _load_builtin() -> None:
+    from swapbench.metrics import inception  # noqa: F401
     from swapbench.metrics.backends import dlib_identity  # noqa: F401
 
 
-__all__ = ["FAMILIES", "COLUMNS", "Features", "backend_class", "all_backends", "make_metric"]
+__all__ = ["FAMILIES", "COLUMNS", "Features", "backend_class", "all_backends", "make_backend", "make_metric", "feature_name"]

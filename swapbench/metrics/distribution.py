@@ -1,0 +1,50 @@
+"""Set-level metrics of the swaps against the real faces of the protocol: FID, PRD and precision/recall.
+
+The real set is every face crop of the protocol (sources and targets, eval convention). Its statistics
+come from the reference cache, keyed by the content of the crops and the extractor, so they are
+computed once and shared by every method and run. Values are set-level (no per-pair values, no
+bootstrap interval); the number of images stands next to each, and FID/PRD below `min_samples`
+images are marked as not meaningful in the leaderboard.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from swapbench.metrics.fid import FID
+from swapbench.metrics.prd import improved_precision_recall, prd, subsample_to_match
+from swapbench.metrics.refcache import RefStatsCache, ReferenceStats, reference_key
+
+
+class _Features(nn.Module):
+    """Stored features pass straight through: the FID sums are built from them."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.num_features = dim
+
+    def forward(self, x):
+        return x
+
+
+def reference_stats(ref_shas: list[str], ref_features: np.ndarray, feature_name: str, cache_dir=None) -> ReferenceStats:
+    name, _, policy = feature_name.partition("/")
+    key = reference_key(ref_shas, name, policy)
+    return RefStatsCache(cache_dir).get_or_compute(key, lambda: ref_features)
+
+
+def score(fake: np.ndarray, ref: ReferenceStats, options: dict, seed: int) -> tuple[dict[str, float], dict]:
+    """({column: value}, {"prd": (precision, recall)}) for N generated features against the reference."""
+    fid = FID(_Features(fake.shape[1]), min_samples=options["min_samples"])
+    fid.set_reference(ref)
+    fid.update(torch.from_numpy(fake), real=False)
+    values = {"fid": float(fid.compute())}
+    ref_features = np.asarray(ref.features, dtype=np.float32)
+    ev, rf = subsample_to_match(fake, ref_features, seed=seed)
+    curve = prd(ev, rf, num_clusters=min(options["prd_clusters"], len(ev) - 1), num_runs=options["prd_runs"], seed=seed)
+    values["prd_f8"], values["prd_f1_8"] = float(curve.f_8), float(curve.f_1_8)
+    pr = improved_precision_recall(ref_features, fake, k=options["knn_k"])
+    values["precision"], values["recall"] = pr.precision, pr.recall
+    return values, {"prd": (curve.precision.tolist(), curve.recall.tolist())}
