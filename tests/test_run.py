@@ -21,6 +21,24 @@ def aggregates(store):
     return {(m, k): (v, lo, hi, n, nf) for m, k, v, lo, hi, n, nf in rows}
 
 
+SET_LEVEL = {"fid", "prd_f8", "prd_f1_8", "precision", "recall"}
+
+
+def assert_same_results(got, expected):
+    """Per-pair metrics exactly. Set-level metrics within tolerances: float32 Inception features change
+    by ~2e-6 with the batch composition and the number of processes. On these tiny sets (9-72 swaps,
+    at most 9 real crops) the 2048-d covariances have rank < 10, and FID's matrix square root turns
+    that noise into changes of up to ~2% (seen: 69.89 vs 68.53 on 9 pairs); PRD and k-NN precision/recall
+    are stable to 1e-3. Such FIDs are flagged as not meaningful in the leaderboard for this reason."""
+    assert got.keys() == expected.keys()
+    for key, (value, *rest) in expected.items():
+        if key[1] in SET_LEVEL:
+            assert got[key][0] == pytest.approx(value, rel=0.05 if key[1] == "fid" else 0, abs=1e-3), key
+            assert got[key][1:] == tuple(rest), key
+        else:
+            assert got[key] == (value, *rest), key
+
+
 def pair_values(store, method):
     db = sqlite3.connect(store)
     return db.execute(
@@ -93,7 +111,7 @@ def test_killed_run_resumes_to_the_same_result(samples_run, tmp_path):
 
     proc = bench("run", "--no-progress", "--method", "classic", "--batch-size", "2", store=store)
     assert "resuming run" in proc.stderr
-    assert aggregates(store) == {k: v for k, v in aggregates(reference_store).items() if k[0] == "classic"}
+    assert_same_results(aggregates(store), {k: v for k, v in aggregates(reference_store).items() if k[0] == "classic"})
     assert pair_values(store, "classic") == pair_values(reference_store, "classic")
     db = sqlite3.connect(store)
     assert db.execute("SELECT count(*), count(DISTINCT pair_id) FROM swaps").fetchone() == (72, 72)
@@ -105,5 +123,6 @@ def test_two_ddp_processes_give_the_same_values_as_one(tmp_path):
     bench(*args, store=tmp_path / "one.sqlite")
     bench(*args, "--devices", "2", "--accelerator", "cpu", "--set", "engine.strategy=ddp", store=tmp_path / "two.sqlite")
     one, two = aggregates(tmp_path / "one.sqlite"), aggregates(tmp_path / "two.sqlite")
-    assert one == two and one[("classic", "id_top1")][3] == 9
+    assert_same_results(two, one)
+    assert one[("classic", "id_top1")][3] == 9
     assert pair_values(tmp_path / "one.sqlite", "classic") == pair_values(tmp_path / "two.sqlite", "classic")
