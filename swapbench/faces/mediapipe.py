@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import threading
 import importlib.resources
 import struct
 import zipfile
@@ -113,8 +114,12 @@ class FaceMesh:
 def shared() -> FaceMesh:
     """One FaceMesh per process, shared by the mediapipe backends (IMAGE mode, not thread-safe)."""
     mesh = FaceMesh()
-    # close before interpreter teardown; mediapipe's own __del__ fails once its modules are gone
-    atexit.register(mesh.close)
+    # Close before interpreter teardown: mediapipe's close() runs on a concurrent.futures executor
+    # that is shut down before atexit handlers run, and its __del__ fails once modules are gone.
+    # threading's exit hooks run in reverse order of registration, so this one runs before the
+    # executor's shutdown (registered when mediapipe created it, i.e. earlier).
+    register = getattr(threading, "_register_atexit", atexit.register)
+    register(mesh.close)
     return mesh
 
 
