@@ -132,3 +132,27 @@ def test_deep3d_alignment_matches_official_align_img():
     assert ours.shape == (224, 224, 3)
     # same PIL resize and crop box: identical pixels
     np.testing.assert_array_equal(ours, g["aligned"])
+
+
+@torch.no_grad()
+def test_deep3d_backend_end_to_end(tmp_path):
+    from scipy.io import savemat
+
+    from faces import sample_crops, to_tensor
+    from swapbench.metrics.backends.expression import Deep3DExpression
+
+    g = golden("deep3d_parity")
+    sd = random_state_dict(Deep3DReconNet().state_dict())
+    torch.save({"net_recon": sd, "epoch": 20}, tmp_path / "epoch_20.pth")  # the official checkpoint layout
+    lm68 = np.zeros((68, 3))  # a landmark file whose official 5-point reduction is the golden's
+    lm68[[36, 39]], lm68[[42, 45]], lm68[30], lm68[48], lm68[54] = g["lm3d5"]
+    savemat(tmp_path / "similarity_Lm3D_all.mat", {"lm": lm68})
+    backend = Deep3DExpression(files={"deep3d/epoch_20": tmp_path / "epoch_20.pth",
+                                      "deep3d/similarity_Lm3D_all": tmp_path / "similarity_Lm3D_all.mat"})
+    crop = sample_crops()["tom_hanks"]
+    feats = backend.extract(to_tensor(crop, np.full_like(crop, 128)))
+    assert feats.ok.tolist() == [True, False] and feats.reasons[1] == "no face found by deep3d_exp"
+    model = Deep3DReconNet()
+    model.load_state_dict(sd)
+    expected = Deep3DReconNet.exp(model.eval()(torch.from_numpy(g["aligned"]).permute(2, 0, 1)[None].float() / 255))
+    np.testing.assert_allclose(feats.values[:1].numpy(), expected.numpy(), rtol=1e-4, atol=1e-4)
