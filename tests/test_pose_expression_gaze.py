@@ -55,8 +55,9 @@ def test_pose_backends_agree(crops):
     a = extract(MediapipePose(), *[crops[n] for n in names])
     b = extract(Pnp68Pose(), *[crops[n] for n in names])
     # two independent estimators (mesh fit vs 68-point PnP) in one Euler convention
-    np.testing.assert_allclose(a[:, 0], b[:, 0], atol=10.0)
-    np.testing.assert_allclose(a[:, 2], b[:, 2], atol=6.0)
+    np.testing.assert_allclose(a[:, 0], b[:, 0], atol=10.0)  # yaw: largest gap 8.4 (t1_4, yaw 50)
+    np.testing.assert_allclose(a[:, 1], b[:, 1], atol=10.0)  # pitch: largest gap 7.4 (astronaut)
+    np.testing.assert_allclose(a[:, 2], b[:, 2], atol=6.0)  # roll: largest gap 2.2
 
 
 def test_flip_mirrors_gaze_yaw(crops):
