@@ -3,6 +3,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+# test helpers (faces.py, random_weights.py, bad_inputs.py) import as top-level modules, also in spawned processes
+sys.path.insert(0, os.path.dirname(__file__))
+
 import numpy as np
 import pytest
 

@@ -32,6 +32,9 @@ FAMILIES = {
         Column("id_top1", "ID top-1 %", True, percent=True),
         Column("id_top5", "ID top-5 %", True, percent=True),
     )),
+    "pose": Family("pose", "target", (Column("pose_error", "Pose err (°)", False),)),
+    "expression": Family("expression", "target", (Column("expression_error", "Expr err", False),)),
+    "gaze": Family("gaze", "target", (Column("gaze_error", "Gaze err (°)", False),)),
     "inception": Family("inception", "reference", (
         Column("fid", "FID", False),
         Column("prd_f8", "PRD F8", True),
@@ -74,12 +77,18 @@ def make_metric(family: str, **context):
         from swapbench.metrics.identity import IdentityMetric
 
         return IdentityMetric(context["gallery"], context["gallery_identity"])
+    if family in ("pose", "expression", "gaze"):
+        from swapbench.metrics.expression import ExpressionError
+        from swapbench.metrics.gaze import GazeError
+        from swapbench.metrics.pose import PoseError
+
+        return {"pose": PoseError, "expression": ExpressionError, "gaze": GazeError}[family]()
     raise KeyError(f"unknown metric family {family!r}; known: {', '.join(FAMILIES)}")
 
 
 def _load_builtin() -> None:
     from swapbench.metrics import inception  # noqa: F401
-    from swapbench.metrics.backends import dlib_identity  # noqa: F401
+    from swapbench.metrics.backends import dlib_identity, expression, gaze, pose  # noqa: F401
 
 
 __all__ = ["FAMILIES", "COLUMNS", "Features", "backend_class", "all_backends", "make_backend", "make_metric", "feature_name"]

@@ -1,0 +1,63 @@
+"""Helpers shared by the feature backends."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from swapbench.metrics.backends.base import Features
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def to_uint8_rgb(images: torch.Tensor) -> list[np.ndarray]:
+    """float [B, 3, H, W] in [0, 1] -> list of uint8 [H, W, 3] arrays (what OpenCV/dlib/mediapipe take)."""
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected images [B, 3, H, W], got {tuple(images.shape)}")
+    arr = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return [np.ascontiguousarray(a) for a in arr]
+
+
+def imagenet_normalize(images: torch.Tensor) -> torch.Tensor:
+    mean = images.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = images.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resize with antialiasing, close to PIL's bilinear resize used by torchvision transforms."""
+    if images.shape[-2:] == (size, size):
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def features_from_rows(rows: list, dim: int, backend: str) -> Features:
+    """Features from per-image vectors, where None means no face was found."""
+    values = torch.zeros(len(rows), dim, dtype=torch.float32)
+    ok = torch.zeros(len(rows), dtype=torch.bool)
+    reasons = []
+    for i, row in enumerate(rows):
+        if row is None:
+            reasons.append(f"no face found by {backend}")
+            continue
+        values[i] = torch.as_tensor(np.asarray(row, dtype=np.float32))
+        ok[i] = True
+        reasons.append(None)
+    return Features(values=values, ok=ok, reasons=reasons)
+
+
+def expected_bins(logits: torch.Tensor, width: float, start: float) -> torch.Tensor:
+    """Hopenet/L2CS angle regression: softmax over bins, expectation of the bin index, times width plus start."""
+    idx = torch.arange(logits.shape[1], dtype=logits.dtype, device=logits.device)
+    return (logits.softmax(dim=1) * idx).sum(dim=1) * width + start
+
+
+def load_state_dict(path) -> dict:
+    """A checkpoint's state_dict, loaded without unpickling arbitrary objects."""
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    # checkpoints saved from nn.DataParallel prefix every key with "module."
+    if all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return sd
