@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -16,6 +17,10 @@ err = Console(stderr=True, width=200)
 
 
 def main(argv=None) -> int:
+    # A stray SIGPROF was seen killing `bench run` (default action: terminate) while mediapipe's graph
+    # threads ran; a process that installed no profiler has no use for it, so it is ignored here.
+    if signal.getsignal(signal.SIGPROF) == signal.SIG_DFL:
+        signal.signal(signal.SIGPROF, signal.SIG_IGN)
     parser = argparse.ArgumentParser(prog="bench", description="swapbench: a fair benchmark for face-swap methods")
     sub = parser.add_subparsers(dest="command", required=True)
 
