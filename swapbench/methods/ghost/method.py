@@ -23,6 +23,7 @@ Deliberate differences, all below one uint8 quantisation step unless the network
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -78,8 +79,10 @@ def random_weights(num_blocks: int = 2, seed: int = 0) -> dict[str, dict[str, to
     }
 
 
-def _count_aad_units(state: Mapping[str, object]) -> int:
-    return len({k.split(".")[3] for k in state if k.startswith("generator.AADBlk1.add_blocks.") and k.endswith("fc1.weight")})
+def _count_aad_units(state: Mapping) -> int:
+    """AAD units per residual block of a generator state dict (the N of G_unet_N...)."""
+    prefix = "generator.AADBlk1.add_blocks."
+    return len({k.split(".")[3] for k in state if str(k).startswith(prefix) and str(k).endswith(".fc1.weight")})
 
 
 def _check_state_dict(module: nn.Module, state: object, wf: WeightFile, what: str) -> None:
@@ -88,7 +91,7 @@ def _check_state_dict(module: nn.Module, state: object, wf: WeightFile, what: st
         raise WeightsError(f"{wf.filename} ({wf.name}) is not a state dict: it holds a {type(state).__name__}")
     expected = module.state_dict()
     missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
+    unexpected = [str(k) for k in state if k not in expected]
     not_tensor = [k for k in state if k in expected and not isinstance(state[k], torch.Tensor)]
     shapes = [
         f"{k}: {tuple(state[k].shape)} instead of {tuple(expected[k].shape)}"
@@ -153,11 +156,12 @@ class Ghost(SwapMethod):
         self.eval()  # inference only: BatchNorm must use its running statistics
 
     def load_weights(self, state: dict[str, object]) -> None:
-        for wf, module, what in ((self.weights[0], self.generator, "generator"),
-                                 (ARCFACE_FILE, self.arcface, "ArcFace backbone")):
+        parts = ((self.weights[0], self.generator, "generator"), (ARCFACE_FILE, self.arcface, "ArcFace backbone"))
+        for wf, module, what in parts:  # check every file before changing anything
             if wf.name not in state:
                 raise WeightsError(f"{self.name}: no state dict was given for {wf.filename} ({wf.name})")
             _check_state_dict(module, state[wf.name], wf, what)
+        for wf, module, _ in parts:
             module.load_state_dict(state[wf.name], strict=True)
         self.weights_loaded = True
 
@@ -181,7 +185,9 @@ class Ghost(SwapMethod):
         self._require_weights()
         x = F.interpolate(target.float(), size=(256, 256), mode="bilinear", align_corners=False)
         x = (x - 0.5) / 0.5
-        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=x.is_cuda):
+        # The official code runs a .half() copy of G on the GPU; autocast is the mixed-precision equivalent.
+        fp16 = torch.autocast("cuda", dtype=torch.float16) if x.is_cuda else contextlib.nullcontext()
+        with fp16:
             y = self.generator(x, z_id)
         y = y.float() * 0.5 + 0.5
         return F.interpolate(y, size=target.shape[-2:], mode="bilinear", align_corners=False).clamp(0, 1)
