@@ -37,3 +37,13 @@ def test_leaderboard_writes_markdown_csv_and_grid(samples_run, tmp_path):
     assert len(csv) == 1 + 3 * (3 + 5)  # 3 methods x (3 identity + 5 set-level columns)
     assert (tmp_path / "lb" / "samples_prd.png").stat().st_size > 10_000
     assert proc.stdout.startswith("# swapbench leaderboard")
+
+
+def test_method_without_weights_fails_before_any_work(tmp_path):
+    store = tmp_path / "s.sqlite"
+    proc = bench("run", "--method", "ghost", "--weights-dir", str(tmp_path / "w"), store=store, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    err = " ".join(proc.stderr.split())
+    for name in ("G_unet_2blocks.pth", "backbone.pth", "releases/download", str(tmp_path / "w")):
+        assert name in err
+    assert not (tmp_path / "s.files").exists()  # not a single face was cropped
