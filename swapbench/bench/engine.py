@@ -123,11 +123,11 @@ def _run_method(method, protocol, crops, backends, store, cfg, hashes, face_seco
     done = store.swaps(run_id)
     pending = [p for p in ready if p.pair_id not in done or (done[p.pair_id][0] and not (out_dir / f"{p.pair_id}.png").is_file())]
     if pending:
-        if conv != ev:
-            raise NotImplementedError(f"{method.name} works on {conv} crops; scoring them as {ev} needs paste-back")
         items = [(p.pair_id, crops[p.source, conv], crops[p.target, conv]) for p in pending]
+        # Swaps made on another crop convention are pasted into the target's scoring crop.
+        paste = {p.pair_id: (crops[p.target, conv], crops[p.target, ev]) for p in pending} if conv != ev else None
         with _timed(store, run_id, "swap"):
-            _predict(cfg, method, SwapInputs(items), SwapWriter(store.path, run_id, out_dir), show_progress)
+            _predict(cfg, method, SwapInputs(items), SwapWriter(store.path, run_id, out_dir, paste), show_progress)
     swaps = store.swaps(run_id)
     store.put_failures(run_id, [(pid, "swap", reason) for pid, (ok, reason, _) in swaps.items() if not ok])
 

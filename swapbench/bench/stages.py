@@ -52,11 +52,16 @@ class SwapInputs(Dataset):
 
 
 class SwapWriter(BasePredictionWriter):
-    """Writes each batch of swaps to disk and records it in the store."""
+    """Writes each batch of swaps to disk and records it in the store.
 
-    def __init__(self, store_path: Path, run_id: str, out_dir: Path):
+    paste: {pair_id: (target Crop in the method's convention, target Crop in the eval convention)}
+    when the two differ; the method's own output is kept under raw/ and the scored image is the
+    swap pasted into the eval crop (swapbench.faces.paste).
+    """
+
+    def __init__(self, store_path: Path, run_id: str, out_dir: Path, paste: dict | None = None):
         super().__init__(write_interval="batch")
-        self.store_path, self.run_id, self.out_dir = store_path, run_id, out_dir
+        self.store_path, self.run_id, self.out_dir, self.paste = store_path, run_id, out_dir, paste
         self._store = None
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
@@ -67,6 +72,13 @@ class SwapWriter(BasePredictionWriter):
                 rows.append((pair_id, False, error, None))
                 continue
             arr = to_uint8(image)
+            if self.paste is not None:
+                from swapbench.faces.paste import to_eval_crop
+
+                method_crop, eval_crop = self.paste[pair_id]
+                save_png(arr, self.out_dir / "raw" / f"{pair_id}.png")
+                target = np.asarray(Image.open(eval_crop.path).convert("RGB"))
+                arr = to_eval_crop(arr, target, method_crop.matrix, eval_crop.matrix, eval_crop.landmarks)
             save_png(arr, self.out_dir / f"{pair_id}.png")
             rows.append((pair_id, True, None, pixel_sha(arr)))
         self._store.put_swaps(self.run_id, rows)
