@@ -274,7 +274,7 @@ def _trainer(cfg, writer, show_progress) -> L.Trainer:
     warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
     # Metrics key values by pair index and keep one row per pair, so DistributedSampler's padding is harmless.
     warnings.filterwarnings("ignore", message=".*Using `DistributedSampler` with the dataloaders.*")
-    return L.Trainer(accelerator=e["accelerator"], devices=e["devices"], strategy=e["strategy"],
+    return L.Trainer(accelerator=e["accelerator"], devices=e["devices"], num_nodes=e["num_nodes"], strategy=e["strategy"],
                      precision=e["precision"], logger=False, enable_checkpointing=False,
                      enable_model_summary=False, enable_progress_bar=show_progress, callbacks=callbacks,
                      deterministic=True)

@@ -143,4 +143,4 @@ def _prd_plot(store: Store, part, path: Path) -> Path | None:
             curves[method] = tuple(prd)
     if not curves:
         return None
-    return plot_prd(curves, path, title="PRD (Sajjadi et al. 2018) against the protocol's real faces")
+    return plot_prd(curves, path, title="PRD vs the real faces")
