@@ -46,3 +46,30 @@ def astronaut() -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
     image = skimage.data.astronaut()
     lm, box = landmarks68(image)
     return image, lm, box
+
+
+def random_state_dict(template: dict) -> dict:
+    """Deterministic random weights for a state_dict, each tensor from the CRC32 of its key.
+
+    The official network and swapbench's get identical weights without storing them. He-scaled
+    convolutions and batch-norm statistics near identity keep the activations finite.
+    """
+    import zlib
+
+    import torch
+
+    out = {}
+    for key, ref in template.items():
+        g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
+        if not ref.is_floating_point():  # num_batches_tracked
+            out[key] = torch.zeros_like(ref)
+        elif key.endswith("running_var"):
+            out[key] = 0.5 + torch.rand(ref.shape, generator=g)
+        elif key.endswith("running_mean"):
+            out[key] = 0.1 * torch.randn(ref.shape, generator=g)
+        elif ref.ndim == 1:  # batch-norm affine parameters
+            out[key] = (0.8 + 0.4 * torch.rand(ref.shape, generator=g)) if key.endswith("weight") else 0.1 * torch.randn(ref.shape, generator=g)
+        else:
+            fan_in = ref[0].numel()
+            out[key] = torch.randn(ref.shape, generator=g) * (2.0 / fan_in) ** 0.5
+    return out
