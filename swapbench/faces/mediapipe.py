@@ -17,6 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import signal
+
+# A stray SIGPROF (default action: terminate) was seen killing processes that run the FaceLandmarker
+# graph; a process that installed no profiler of its own has no use for it, so it is ignored.
+if signal.getsignal(signal.SIGPROF) == signal.SIG_DFL:
+    signal.signal(signal.SIGPROF, signal.SIG_IGN)
 
 NUM_LANDMARKS = 478
 NUM_BLENDSHAPES = 52
