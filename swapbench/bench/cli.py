@@ -186,6 +186,9 @@ def cmd_weights_download(args) -> int:
             err.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
             unavailable += 1
             continue
+        except KeyboardInterrupt:  # the .part file is kept
+            err.print(f"interrupted: run the same command again to resume {f.filename}")
+            return 130
         console.print(outcome.message, highlight=False, soft_wrap=True)
         unavailable += outcome.action == "manual"
     return 1 if unavailable else 0

@@ -90,7 +90,8 @@ def resolve(files, weights_dir=None) -> dict[str, Path]:
                 f"missing {f.filename} ({f.name}): download it from {f.url}"
                 f" and put it in {where[0]} (searched: {', '.join(map(str, where))})"
                 + (f"; {f.note}" if f.note else "")
-                + ("" if f.manual or not f.url else f"; or run `bench weights download {f.name}`")
+                + ("" if f.manual or not f.url.startswith(("https://", "http://", "hf://"))
+                   else f"; or run `bench weights download {f.name}`")
             )
             continue
         if f.sha256 is not None:
