@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from swapbench.bench import config as config_mod
 
@@ -56,8 +57,14 @@ def main(argv=None) -> int:
     p.add_argument("--update", action="store_true", help="rewrite the golden file(s) from the current run")
     p.add_argument("--no-progress", action="store_true")
 
-    p = sub.add_parser("weights", help="list every registered weight file and its status")
+    p = sub.add_parser("weights", help="list every registered weight file and its status; `download` fetches them")
+    p.add_argument("action", nargs="?", choices=["download"], help="download NAME… (or --for METHOD) into the weights cache")
+    p.add_argument("names", nargs="*", metavar="NAME", help="registry name or file name")
+    p.add_argument("--for", dest="used_by", action="append", default=[], metavar="METHOD_OR_BACKEND",
+                   help="every file a method or metric backend uses (repeatable)")
     p.add_argument("--weights-dir")
+    p.add_argument("--retries", type=int, default=2, help="resume a dropped download this many times")
+    p.add_argument("--no-progress", action="store_true")
 
     args = parser.parse_args(argv)
     try:
@@ -191,19 +198,53 @@ def _fmt(v) -> str:
 
 def cmd_weights(args) -> int:
     from swapbench import metrics, methods
-    from swapbench.bench import weights
+    from swapbench.bench import download, weights
 
     methods.all_methods()
     metrics.all_backends()
-    table = Table("file", "used by", "licence", "size", "sha256", "status", "path / expected in")
+    if args.action == "download":
+        return cmd_weights_download(args)
+    if args.names or args.used_by:
+        raise ValueError("names and --for go with `bench weights download`")
+    table = Table("file", "used by", "licence", "size", Column("sha256", no_wrap=True), "source", "status",
+                  Column("path / expected in", overflow="fold"))
     dirs = weights.search_dirs(args.weights_dir)
     for name, f in sorted(weights.REGISTRY.items()):
         st = weights.status(f, args.weights_dir)
+        state = st.status
+        parts = [download.part_path(d / f.filename) for d in dirs]  # an interrupted `bench weights download`
+        if st.path is None and any(p.is_file() for p in parts):
+            done = max(p.stat().st_size for p in parts if p.is_file())
+            state += f" ({done:,} bytes downloaded; `bench weights download` resumes)"
         table.add_row(f.filename, ", ".join(f.used_by), f.licence, f"{f.size:,}" if f.size else "?",
-                      (f.sha256 or "unpublished")[:12], st.status, str(st.path or dirs[0]))
+                      (f.sha256 or "unpublished")[:12], download.source_kind(f), state, str(st.path or dirs[0]))
     console.print(table)
-    console.print(f"searched, in order: {', '.join(map(str, dirs))}")
+    labels = (["--weights-dir / config weights_dir"] if args.weights_dir else []) \
+        + ([f"${weights.WEIGHTS_ENV}"] if os.environ.get(weights.WEIGHTS_ENV) else []) + ["cache"]
+    console.print("searched, in order: " + ", ".join(f"{d} ({label})" for d, label in zip(dirs, labels)))
     return 0
+
+
+def cmd_weights_download(args) -> int:
+    from swapbench.bench import download
+
+    files = download.select(args.names, args.used_by)
+    if not files:
+        raise ValueError("name the files to download (see `bench weights`) or pass --for METHOD_OR_BACKEND")
+    unavailable = 0
+    for f in files:
+        try:
+            outcome = download.download(f, args.weights_dir, progress=not args.no_progress, retries=args.retries)
+        except download.DownloadError as exc:
+            err.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+            unavailable += 1
+            continue
+        except KeyboardInterrupt:  # the .part file is kept
+            err.print(f"interrupted: run the same command again to resume {f.filename}")
+            return 130
+        console.print(outcome.message, highlight=False, soft_wrap=True)
+        unavailable += outcome.action == "manual"
+    return 1 if unavailable else 0
 
 
 if __name__ == "__main__":

@@ -23,12 +23,17 @@ class WeightFile:
 
     name: str  # registry key, e.g. "ghost/G_unet_2blocks"
     filename: str  # file name on disk, e.g. "G_unet_2blocks.pth"
-    url: str  # official download location (release asset, Hugging Face, or the README link)
+    # Official download location: a direct https:// link (release asset), "hf://owner/repo[@revision]/path"
+    # for a file on the Hugging Face Hub, or the page to follow for files that need `manual`.
+    url: str
     licence: str
     sha256: str | None = None  # None where the official release publishes no checksum
     size: int | None = None  # bytes, where known
     used_by: tuple[str, ...] = ()
     note: str = ""  # e.g. "registration required"
+    # The file sits behind a registration or licence form: `bench weights download` prints
+    # instructions (url, note, destination) instead of fetching it.
+    manual: bool = False
 
 
 REGISTRY: dict[str, WeightFile] = {}
@@ -85,6 +90,8 @@ def resolve(files, weights_dir=None) -> dict[str, Path]:
                 f"missing {f.filename} ({f.name}): download it from {f.url}"
                 f" and put it in {where[0]} (searched: {', '.join(map(str, where))})"
                 + (f"; {f.note}" if f.note else "")
+                + ("" if f.manual or not f.url.startswith(("https://", "http://", "hf://"))
+                   else f"; or run `bench weights download {f.name}`")
             )
             continue
         if f.sha256 is not None:

@@ -1,0 +1,341 @@
+"""`bench weights` and `bench weights download` against a local HTTP server (127.0.0.1 only).
+
+The server supports Range requests and can drop a connection after N bytes, so resuming is tested
+for real: the server log shows what each request asked for and how many bytes it got.
+"""
+
+import hashlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from swapbench.bench import cli, download, weights
+from swapbench.bench.weights import WeightFile
+
+REPO = Path(__file__).resolve().parents[1]
+PAYLOAD = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Serves server.files[path]; honours `Range: bytes=N-`; drops after server.drop[path] bytes once."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = 10  # a stuck client cannot hold a server thread for longer
+
+    def do_HEAD(self):
+        self.serve(body=False)
+
+    def do_GET(self):
+        self.serve(body=True)
+
+    def serve(self, body):
+        srv = self.server
+        rng = self.headers.get("Range")
+        entry = {"method": self.command, "path": self.path, "range": rng, "sent": 0}
+        srv.log.append(entry)
+        if self.path not in srv.files:
+            entry["status"] = 404
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        data = srv.files[self.path]
+        start = 0
+        if rng and srv.ranges:
+            start = int(re.fullmatch(r"bytes=(\d+)-", rng).group(1))
+            if start >= len(data):
+                entry["status"] = 416
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        entry["status"] = 206 if start or (rng and srv.ranges) else 200
+        for k, v in srv.extra_headers.get(self.path, {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data) - start))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        if not body:
+            return
+        chunk = data[start:]
+        drop = srv.drop.pop(self.path, None)
+        if drop is not None:  # send N bytes, then close the connection mid-body
+            chunk = chunk[:drop]
+            self.close_connection = True
+        self.wfile.write(chunk)
+        self.wfile.flush()
+        entry["sent"] = len(chunk)
+        if drop is not None:
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    srv.files, srv.drop, srv.log, srv.extra_headers, srv.ranges = {}, {}, [], {}, True
+    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def wdir(tmp_path, monkeypatch):
+    """An empty weights directory; the environment variable and the user cache point into tmp too."""
+    monkeypatch.delenv(weights.WEIGHTS_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(download, "RETRY_WAIT", 0.0)
+    d = tmp_path / "weights"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def registry():
+    """Register test-only entries; they are removed afterwards so the real registry stays clean."""
+    added = []
+
+    def add(**kw):
+        f = WeightFile(**{"licence": "test-only", "used_by": ("testmethod",), **kw})
+        weights.register(f)
+        added.append(f.name)
+        return f
+
+    yield add
+    for name in added:
+        weights.REGISTRY.pop(name, None)
+
+
+def run_cli(capsys, monkeypatch, *argv):
+    monkeypatch.setattr(cli, "console", Console(width=400))  # one table row per line
+    monkeypatch.setattr(cli, "err", Console(stderr=True, width=400))
+    rc = cli.main(list(argv))
+    out, errtext = capsys.readouterr()
+    return rc, out, errtext
+
+
+def test_download_succeeds_and_verifies(server, wdir, registry):
+    server.files["/w/model.pth"] = PAYLOAD
+    f = registry(name="test/model", filename="model.pth", url=server.url + "/w/model.pth", sha256=SHA,
+                 size=len(PAYLOAD))
+    out = download.download(f, wdir, progress=True)
+    assert out.action == "downloaded" and out.path == wdir / "model.pth"
+    assert (wdir / "model.pth").read_bytes() == PAYLOAD
+    assert not (wdir / "model.pth.part").exists()
+    assert f"sha256 {SHA} verified" in out.message
+    assert weights.resolve([f], wdir) == {"test/model": wdir / "model.pth"}
+    # A second call finds the verified file and sends no request.
+    n = len(server.log)
+    assert download.download(f, wdir).action == "present" and len(server.log) == n
+
+
+def test_interrupted_download_resumes_with_range(server, wdir, registry):
+    server.files["/w/big.pth"] = PAYLOAD
+    server.drop["/w/big.pth"] = 4 * download.CHUNK  # 262,144 of 300,000 bytes, then the connection drops
+    f = registry(name="test/big", filename="big.pth", url=server.url + "/w/big.pth", sha256=SHA)
+    with pytest.raises(download.DownloadError, match="interrupted at .*dropped.*run the same command again to resume"):
+        download.download(f, wdir, progress=False, retries=0)
+    part = wdir / "big.pth.part"
+    assert not (wdir / "big.pth").exists(), "a partial file must never sit under the final name"
+    kept = part.stat().st_size
+    assert 0 < kept <= 4 * download.CHUNK and part.read_bytes() == PAYLOAD[:kept]
+    assert weights.status(f, wdir).status == "missing"
+
+    out = download.download(f, wdir, progress=False, retries=0)
+    assert out.action == "downloaded" and (wdir / "big.pth").read_bytes() == PAYLOAD and not part.exists()
+    first, second = [e for e in server.log if e["method"] == "GET"]
+    assert first["range"] is None and first["sent"] == 4 * download.CHUNK
+    assert second["range"] == f"bytes={kept}-" and second["status"] == 206
+    assert second["sent"] == len(PAYLOAD) - kept  # only the rest was fetched
+
+
+def test_dropped_connection_is_resumed_within_one_call(server, wdir, registry):
+    server.files["/w/big.pth"] = PAYLOAD
+    server.drop["/w/big.pth"] = 2 * download.CHUNK
+    f = registry(name="test/big", filename="big.pth", url=server.url + "/w/big.pth", sha256=SHA)
+    out = download.download(f, wdir, progress=False, retries=1)
+    assert out.action == "downloaded" and (wdir / "big.pth").read_bytes() == PAYLOAD
+    ranges = [e["range"] for e in server.log if e["method"] == "GET"]
+    assert ranges[0] is None and re.fullmatch(r"bytes=\d+-", ranges[1]) and len(ranges) == 2
+
+
+def test_server_ignoring_range_restarts_from_zero(server, wdir, registry):
+    server.files["/w/big.pth"] = PAYLOAD
+    server.ranges = False  # answers 200 with the whole file whatever Range says
+    (wdir / "big.pth.part").write_bytes(b"\0" * 1000)  # a stale partial file that is not a prefix
+    f = registry(name="test/big", filename="big.pth", url=server.url + "/w/big.pth", sha256=SHA)
+    download.download(f, wdir, progress=False)
+    assert (wdir / "big.pth").read_bytes() == PAYLOAD
+    assert server.log[-1]["range"] == "bytes=1000-" and server.log[-1]["status"] == 200
+
+
+def test_complete_part_file_past_end_starts_over(server, wdir, registry):
+    server.files["/w/big.pth"] = PAYLOAD
+    (wdir / "big.pth.part").write_bytes(PAYLOAD + b"junk")  # longer than the file: server says 416
+    f = registry(name="test/big", filename="big.pth", url=server.url + "/w/big.pth", sha256=SHA)
+    download.download(f, wdir, progress=False, retries=1)
+    assert (wdir / "big.pth").read_bytes() == PAYLOAD
+    assert [e["status"] for e in server.log] == [416, 200]
+
+
+def test_corrupted_file_is_rejected(server, wdir, registry):
+    bad = bytearray(PAYLOAD)
+    bad[1234] ^= 0xFF
+    server.files["/w/model.pth"] = bytes(bad)
+    f = registry(name="test/model", filename="model.pth", url=server.url + "/w/model.pth", sha256=SHA)
+    with pytest.raises(download.DownloadError) as info:
+        download.download(f, wdir, progress=False)
+    msg = str(info.value)
+    assert f"expected sha256 {SHA}" in msg and f"got {hashlib.sha256(bad).hexdigest()}" in msg
+    assert "nothing was saved" in msg and "\n" not in msg
+    assert not (wdir / "model.pth").exists() and not (wdir / "model.pth.part").exists()
+    assert weights.status(f, wdir).status == "missing"
+    with pytest.raises(weights.WeightsError, match="or run `bench weights download test/model`"):
+        weights.resolve([f], wdir)  # a run still stops before any work, and says how to get the file
+
+
+def test_file_without_url_prints_instructions(server, wdir, registry, capsys, monkeypatch):
+    f = registry(name="test/gated", filename="gated.pth", url="", sha256=SHA,
+                 note="fill in the licence form at the authors' page")
+    rc, out, errtext = run_cli(capsys, monkeypatch, "weights", "download", "test/gated", "--weights-dir", str(wdir))
+    assert rc == 1  # the file is still not there
+    assert "cannot be downloaded automatically" in out and f"then put it at {wdir / 'gated.pth'}" in out
+    assert "fill in the licence form" in out and SHA in out
+    assert not server.log and not list(wdir.iterdir())  # not even a lock
+    # The same for a form-protected file that does have a page to visit.
+    g = registry(name="test/form", filename="form.pth", url="https://example.org/form", manual=True)
+    assert download.download(g, wdir).action == "manual"
+    assert "get it from: https://example.org/form" in download.instructions(g, wdir)
+
+
+def test_no_network_is_one_line_without_traceback(wdir, registry, capsys, monkeypatch):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    registry(name="test/offline", filename="offline.pth", url=f"http://127.0.0.1:{port}/offline.pth", sha256=SHA)
+    rc, out, errtext = run_cli(capsys, monkeypatch, "weights", "download", "--for", "testmethod",
+                               "--weights-dir", str(wdir), "--no-progress")
+    assert rc != 0
+    lines = errtext.strip().splitlines()
+    assert len(lines) == 1, errtext
+    assert "no connection to 127.0.0.1" in lines[0] and "Connection refused" in lines[0]
+    assert "Traceback" not in errtext + out
+    assert [p.name for p in wdir.iterdir()] == [".locks"]  # no .part, no file under the final name
+
+
+def test_weights_lists_present_missing_and_mismatch(server, wdir, registry, capsys, monkeypatch):
+    registry(name="test/good", filename="good.pth", url=server.url + "/good.pth", sha256=SHA, size=len(PAYLOAD))
+    registry(name="test/bad", filename="bad.pth", url=server.url + "/bad.pth", sha256=SHA)
+    registry(name="test/absent", filename="absent.pth", url="hf://owner/repo/absent.pth", sha256=SHA)
+    registry(name="test/nosha", filename="nosha.pth", url="", manual=True)
+    (wdir / "good.pth").write_bytes(PAYLOAD)
+    (wdir / "bad.pth").write_bytes(PAYLOAD[:-1])
+    (wdir / "nosha.pth").write_bytes(b"x")
+    (wdir / "absent.pth.part").write_bytes(PAYLOAD[:5000])
+    rc, out, _ = run_cli(capsys, monkeypatch, "weights", "--weights-dir", str(wdir))
+    assert rc == 0
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 5}
+    assert "│ present " in rows["good.pth"] and "300,000" in rows["good.pth"] and SHA[:12] in rows["good.pth"]
+    assert "testmethod" in rows["good.pth"] and "test-only" in rows["good.pth"] and "http" in rows["good.pth"]
+    assert "checksum mismatch" in rows["bad.pth"]
+    assert "missing (5,000 bytes downloaded" in rows["absent.pth"] and "│ hf " in rows["absent.pth"]
+    assert "present (unverified)" in rows["nosha.pth"] and "manual" in rows["nosha.pth"]
+    assert f"{wdir} (--weights-dir / config weights_dir)" in out
+    # ...and a run refuses the mismatching file before any work, naming both checksums.
+    with pytest.raises(weights.WeightsError, match=f"expected sha256 {SHA}, got {hashlib.sha256(PAYLOAD[:-1]).hexdigest()}"):
+        weights.resolve([weights.REGISTRY["test/bad"]], wdir)
+
+
+def test_select_by_name_filename_and_user(registry):
+    a = registry(name="test/a", filename="a.pth", url="https://example.org/a", used_by=("m1",))
+    b = registry(name="test/b", filename="b.pth", url="https://example.org/b", used_by=("m1", "backend2"))
+    assert download.select(["test/a"]) == [a] and download.select(["b.pth"]) == [b]
+    assert download.select([], ["m1"]) == [a, b] and download.select(["a.pth"], ["backend2"]) == [a, b]
+    with pytest.raises(KeyError, match="unknown weight file 'nope'"):
+        download.select(["nope"])
+    with pytest.raises(KeyError, match="no registered weight file is used by 'm9'"):
+        download.select([], ["m9"])
+
+
+def test_hf_url_parsing():
+    assert download.parse_hf("hf://owner/repo/sub/dir/w.safetensors") == ("owner/repo", "sub/dir/w.safetensors", None)
+    assert download.parse_hf("hf://owner/repo@v1.0/w.bin") == ("owner/repo", "w.bin", "v1.0")
+    with pytest.raises(ValueError):
+        download.parse_hf("hf://owner/w.bin")
+
+
+HF_SCRIPT = """
+import json, sys
+from swapbench.bench import download, weights
+f = weights.WeightFile(name="test/hf", filename="hfmodel.bin", url="hf://owner/repo/sub/model.bin",
+                       sha256=sys.argv[2], licence="test-only")
+weights.register(f)
+try:
+    out = download.download(f, sys.argv[1], progress=False)
+    print(json.dumps({"action": out.action, "path": str(out.path)}))
+except download.DownloadError as exc:
+    print(json.dumps({"error": str(exc)}))
+"""
+
+
+def test_hugging_face_download_uses_hf_home_and_offline_mode(server, tmp_path):
+    """hf:// files go through huggingface_hub (HF_HOME, HF_ENDPOINT, HF_HUB_OFFLINE), then are verified."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    path = "/owner/repo/resolve/main/sub/model.bin"
+    server.files[path] = PAYLOAD
+    server.extra_headers[path] = {"X-Repo-Commit": commit, "ETag": f'"{SHA}"'}
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": server.url, "HF_HUB_DISABLE_TELEMETRY": "1",
+           "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    env.pop(weights.WEIGHTS_ENV, None)
+    env.pop("HF_HUB_OFFLINE", None)
+
+    def run(wd, sha=SHA, **extra):
+        proc = subprocess.run([sys.executable, "-c", HF_SCRIPT, str(wd), sha], capture_output=True, text=True,
+                              timeout=60, cwd=REPO, env={**env, **extra})
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    out = run(tmp_path / "w1")
+    assert out == {"action": "downloaded", "path": str(tmp_path / "w1" / "hfmodel.bin")}
+    assert (tmp_path / "w1" / "hfmodel.bin").read_bytes() == PAYLOAD
+    blobs = list((tmp_path / "hf" / "hub" / "models--owner--repo" / "blobs").iterdir())
+    assert len(blobs) == 1 and blobs[0].read_bytes() == PAYLOAD  # the Hugging Face cache under HF_HOME
+    assert any(e["method"] == "GET" and e["path"] == path for e in server.log)
+
+    # Offline: served from the HF cache without a single request.
+    n = len(server.log)
+    out = run(tmp_path / "w2", HF_HUB_OFFLINE="1")
+    assert out["action"] == "downloaded" and (tmp_path / "w2" / "hfmodel.bin").read_bytes() == PAYLOAD
+    assert len(server.log) == n
+
+    # Offline and not cached: a clear one-line error.
+    out = run(tmp_path / "w3", HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "empty_hf"))
+    assert "cannot download hfmodel.bin from the Hugging Face Hub" in out["error"] and "\n" not in out["error"]
+
+    # A cached file that does not match the registered checksum is not placed in the weights dir.
+    out = run(tmp_path / "w4", "0" * 64, HF_HUB_OFFLINE="1")
+    assert f"expected sha256 {'0' * 64}, got {SHA}" in out["error"]
+    assert not (tmp_path / "w4" / "hfmodel.bin").exists()
