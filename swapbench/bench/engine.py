@@ -159,8 +159,9 @@ def _run_method(method, protocol, crops, backends, store, cfg, hashes, face_seco
     # Features of every swap and every reference crop the metrics compare against.
     swapped = [p for p in ready if swaps.get(p.pair_id, (False,))[0]]
     images = {swaps[p.pair_id][2]: out_dir / f"{p.pair_id}.png" for p in swapped}
-    for p in ready:
-        for key in (p.source, p.target):
+    # The identity gallery is every source of the protocol, also those of pairs that failed.
+    for key in [k for p in ready for k in (p.source, p.target)] + protocol.sources():
+        if crops[key, ev].ok:
             images[crops[key, ev].sha] = crops[key, ev].path
     for family, backend in backends.items():
         have = store.features(backend.name, images)
@@ -185,6 +186,7 @@ def _score(run_id, protocol, ready, swaps, crops, backends, store, cfg, show_pro
         spec = metrics.FAMILIES[family]
         shas = {swaps[p.pair_id][2] for p in ready if swaps.get(p.pair_id, (False,))[0]}
         shas |= {crops[k, ev].sha for p in ready for k in (p.source, p.target)}
+        shas |= {crops[k, ev].sha for k in protocol.sources() if crops[k, ev].ok}
         feats = store.features(backend.name, shas)
         context = {}
         if spec.compares_with == "source":
