@@ -27,7 +27,8 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("run", help="swap and score a protocol (resumes an interrupted run with the same settings)")
     p.add_argument("--config", action="append", default=[], help="YAML config file (repeatable; later wins)")
-    p.add_argument("--protocol")
+    p.add_argument("--protocol", help="a protocol name (bench list protocols), folder:DIR or csv:FILE")
+    p.add_argument("--data-root", help="folder holding the data sets (ffhq/, celebahq/, ffpp/); default $SWAPBENCH_DATA")
     p.add_argument("--method", action="append", help="method name (repeatable, or comma-separated)")
     p.add_argument("--subset", type=int, help="a deterministic subset of N pairs")
     p.add_argument("--store", help="results database (default: $SWAPBENCH_STORE or the user data directory)")
@@ -82,6 +83,8 @@ def resolve_config(args) -> dict:
         overrides["protocol"] = args.protocol
     if args.method:
         overrides["methods"] = [m for item in args.method for m in item.split(",") if m]
+    if args.data_root:
+        overrides["data_root"] = args.data_root
     if args.subset is not None:
         overrides["subset"] = args.subset
     if args.store:
@@ -106,12 +109,12 @@ def cmd_run(args) -> int:
     from swapbench.bench.store import Store
     from swapbench.leaderboard import tables
 
-    engine.run(cfg, show_progress=not args.no_progress)
+    run_ids = engine.run(cfg, show_progress=not args.no_progress)
     if not engine.is_global_zero():
         return 0  # the other DDP processes stay quiet
     store = Store(cfg["store"])
-    df = tables.collect(store, cfg["protocol"])
-    df = df[df["method"].isin(cfg["methods"])]
+    df = tables.collect(store)
+    df = df[df["run_id"].isin(run_ids)] if not df.empty else df
     print(tables.markdown(df, store))
     err.print(f"[dim]results: {store.path}; `bench leaderboard` writes markdown, CSV and the comparison grid[/dim]")
     return 0
@@ -129,10 +132,15 @@ def cmd_list(args) -> int:
             table.add_row(name, f"{cls.crop}_{cls.size}", ", ".join(f"{f.filename}: {s}" for f, s in zip(cls.weights, status)) or "none needed",
                           cls.description)
     elif args.what == "protocols":
-        table = Table("protocol", "version", "pairs", "images", "hash", "description")
+        table = Table("protocol", "version", "pairs", "images")
+        table.add_column("hash", no_wrap=True, min_width=16)
+        table.add_column("data")
+        table.add_column("description")
         for name, make in sorted(PROTOCOLS.items()):
             p = make()
-            table.add_row(name, p.version, str(len(p.pairs)), str(len(p.images)), p.hash, p.description)
+            data = sorted({r.uri[7:].partition("/")[0] for r in p.images.values() if r.uri.startswith("data://")})
+            table.add_row(name, p.version, str(len(p.pairs)), str(len(p.images)), p.hash,
+                          ", ".join(data) or "bundled", p.description)
     else:
         table = Table("backend", "family", "dim", "weights", "input")
         for name, cls in sorted(metrics.all_backends().items()):

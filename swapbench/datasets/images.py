@@ -1,7 +1,11 @@
 """Reading images: every input becomes RGB uint8, or a clear reason why it cannot.
 
 URIs: a file path, or `pkg://<package>/<path inside the package>` for files that installed
-packages ship; `#box=l,t,r,b` crops a region (used to cut single faces out of group photos).
+packages ship, followed by an optional fragment of `&`-separated options:
+  `#box=l,t,r,b`    crops a region (used to cut single faces out of group photos);
+  `#frame=17`       frame 17 of a video (presentation order, 0 = first);
+  `#spaced=3/10`    frame 3 of 10 evenly spaced frames of a video (see swapbench.datasets.video).
+`data://<data set>/<path>` URIs of protocols are located first (Protocol.location).
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from swapbench.datasets import video
+from swapbench.datasets.protocol import DATA_SCHEME
+
 MAX_PIXELS = 150_000_000  # refuse decompression bombs with a clear message (an 8000x8000 photo is 64M)
 MIN_SIDE = 32
 
@@ -21,11 +28,20 @@ class ImageError(ValueError):
     pass
 
 
-def resolve_uri(uri: str) -> tuple[Path, tuple[int, int, int, int] | None]:
+def parse_fragment(uri: str) -> tuple[str, dict[str, str]]:
     path, _, frag = uri.partition("#")
-    box = None
-    if frag.startswith("box="):
-        box = tuple(int(v) for v in frag[4:].split(","))
+    options = dict(item.partition("=")[::2] for item in frag.split("&") if item)
+    unknown = set(options) - {"box", "frame", "spaced"}
+    if unknown:
+        raise ImageError(f"{uri}: unknown URI option(s) {', '.join(sorted(unknown))}")
+    return path, options
+
+
+def resolve_uri(uri: str) -> tuple[Path, tuple[int, int, int, int] | None]:
+    path, options = parse_fragment(uri)
+    box = tuple(int(v) for v in options["box"].split(",")) if "box" in options else None
+    if path.startswith(DATA_SCHEME):
+        raise ImageError(f"{uri}: a data-set URI; locate it first (swapbench.datasets.load_protocol)")
     if path.startswith("pkg://"):
         package, _, inner = path[6:].partition("/")
         spec = importlib.util.find_spec(package)
@@ -37,10 +53,36 @@ def resolve_uri(uri: str) -> tuple[Path, tuple[int, int, int, int] | None]:
 
 def load_image(uri: str) -> np.ndarray:
     path, box = resolve_uri(uri)
+    _, options = parse_fragment(uri)
     if not path.is_file():
         raise ImageError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: empty file")
+    if "frame" in options or "spaced" in options or path.suffix.lower() in video.VIDEO_SUFFIXES:
+        arr = _load_frame(path, options)
+    else:
+        arr = _load_still(path)
+    if box is not None:
+        l, t, r, b = box
+        arr = arr[max(t, 0):b, max(l, 0):r]
+    if min(arr.shape[:2]) < MIN_SIDE:
+        raise ImageError(f"{path}: {arr.shape[1]}x{arr.shape[0]} is smaller than {MIN_SIDE} pixels")
+    return np.ascontiguousarray(arr)
+
+
+def _load_frame(path: Path, options: dict) -> np.ndarray:
+    try:
+        if "spaced" in options:
+            i, _, k = options["spaced"].partition("/")
+            return video.read_frame(path, spaced=(int(i), int(k)))
+        if "frame" in options:
+            return video.read_frame(path, index=int(options["frame"]))
+    except ValueError as exc:  # VideoError, or a malformed number
+        raise ImageError(str(exc) if isinstance(exc, video.VideoError) else f"{path}: bad frame option ({exc})") from None
+    raise ImageError(f"{path}: a video; say which frame with #frame=N or #spaced=i/k")
+
+
+def _load_still(path: Path) -> np.ndarray:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # our own limit and message below, not PIL's warning
     try:
         with Image.open(path) as im:
@@ -51,12 +93,7 @@ def load_image(uri: str) -> np.ndarray:
             arr = _to_rgb8(im)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ImageError(f"{path}: not a readable image ({exc})") from None
-    if box is not None:
-        l, t, r, b = box
-        arr = arr[max(t, 0):b, max(l, 0):r]
-    if min(arr.shape[:2]) < MIN_SIDE:
-        raise ImageError(f"{path}: {arr.shape[1]}x{arr.shape[0]} is smaller than {MIN_SIDE} pixels")
-    return np.ascontiguousarray(arr)
+    return arr
 
 
 def _to_rgb8(im: Image.Image) -> np.ndarray:

@@ -2,6 +2,11 @@
 
 A protocol's hash covers its name, version, every image reference and every pair, and is recorded
 with every result, so two numbers are only compared when they were made on the same pairs.
+
+The pair list and where the pixels are on this machine are kept apart: images of a data set have
+URIs like `data://celebahq/CelebA-HQ-img/28000.jpg`, relative to the data set's root, and the
+hash is computed from those. `swapbench.datasets.load_protocol` attaches a `locate` function that
+maps them to the user's files, so the hash never depends on where the user keeps the data.
 """
 
 from __future__ import annotations
@@ -9,13 +14,21 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import Callable
+
+
+DATA_SCHEME = "data://"
+
+
+class DataError(FileNotFoundError):
+    """A data set is missing or incomplete; the message says what was expected where and how to get it."""
 
 
 @dataclass(frozen=True)
 class ImageRef:
     key: str  # unique within the protocol
     identity: str  # who is in the picture; the identity gallery groups sources by it
-    uri: str  # where the pixels come from, see swapbench.datasets.images.load_image
+    uri: str  # where the pixels come from, see swapbench.datasets.images.load_image; data:// is located
 
 
 @dataclass(frozen=True)
@@ -36,6 +49,8 @@ class Protocol:
     images: dict[str, ImageRef]
     pairs: list[Pair]
     subset_of: str | None = field(default=None)
+    # data:// URI -> loadable URI on this machine; set by swapbench.datasets.load_protocol, not hashed.
+    locate: Callable[[str], str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         for p in self.pairs:
@@ -70,8 +85,18 @@ class Protocol:
         used = {k for p in pairs for k in (p.source, p.target)}
         return Protocol(
             f"{self.name}", self.version, self.description,
-            {k: v for k, v in self.images.items() if k in used}, pairs, subset_of=self.hash,
+            {k: v for k, v in self.images.items() if k in used}, pairs, subset_of=self.hash, locate=self.locate,
         )
+
+    def location(self, key: str) -> str:
+        """Where the pixels of image `key` are on this machine (a URI for images.load_image)."""
+        uri = self.images[key].uri
+        if not uri.startswith(DATA_SCHEME):
+            return uri
+        if self.locate is None:
+            raise DataError(f"protocol {self.name}: image {key} ({uri}) is in a data set that has not been located; "
+                            "load the protocol with swapbench.datasets.load_protocol(cfg)")
+        return self.locate(uri)
 
     def sources(self) -> list[str]:
         """Image keys of the source gallery, in first-use order."""

@@ -1,0 +1,60 @@
+"""Protocols stored as versioned JSON files in swapbench/datasets/protocols/.
+
+A file holds the pair list only; images are data:// URIs relative to the data set's root, so a
+protocol lists (with its pair count and hash) on a machine without the data, and its hash is the
+same on every machine. Two kinds of file:
+
+- image pairs: "image_uri" (a template over {key}) and "pairs": [[target, source], ...];
+  each image is its own identity.
+- video pairs: "video_uri" (a template over {video}), "frames_per_video": k and
+  "video_pairs": [[target video, source video], ...]; frame i of the source video goes into
+  frame i of the target video, for i < k evenly spaced frames; the identity is the video.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from swapbench.datasets.protocol import ImageRef, Pair, Protocol
+
+PROTOCOL_DIR = Path(__file__).with_name("protocols")
+
+
+def protocol_names() -> list[str]:
+    return sorted(p.stem for p in PROTOCOL_DIR.glob("*.json"))
+
+
+def frame_key(video: str, i: int) -> str:
+    return f"{video}_frame{i}"
+
+
+def load_protocol_file(path: str | Path) -> Protocol:
+    doc = json.loads(Path(path).read_text())
+    if doc.get("pairs_columns", ["target", "source"]) != ["target", "source"]:
+        raise ValueError(f"{path}: pairs must be [target, source]")
+    images: dict[str, ImageRef] = {}
+    pairs: list[Pair] = []
+    if "video_pairs" in doc:
+        k = int(doc["frames_per_video"])
+        for target, source in doc["video_pairs"]:
+            for video in (target, source):
+                for i in range(k):
+                    key = frame_key(video, i)
+                    images[key] = ImageRef(key, video, doc["video_uri"].format(video=video) + f"#spaced={i}/{k}")
+            pairs += [Pair(source=frame_key(source, i), target=frame_key(target, i)) for i in range(k)]
+    else:
+        for target, source in doc["pairs"]:
+            for key in (target, source):
+                images[key] = ImageRef(key, key, doc["image_uri"].format(key=key))
+            pairs.append(Pair(source=source, target=target))
+    return Protocol(doc["name"], str(doc["version"]), doc["description"], images, pairs)
+
+
+def packaged(name: str):
+    """A PROTOCOLS entry: a function that reads the packaged protocol file `name`."""
+    def make() -> Protocol:
+        return load_protocol_file(PROTOCOL_DIR / f"{name}.json")
+
+    make.__name__ = name
+    return make
