@@ -34,7 +34,7 @@ def test_leaderboard_writes_markdown_csv_and_grid(samples_run, tmp_path):
     assert (tmp_path / "lb" / "samples_grid.png").stat().st_size > 10_000
     csv = (tmp_path / "lb" / "samples.csv").read_text().splitlines()
     assert csv[0].startswith("protocol,protocol_hash,method,metric,value,ci_low,ci_high")
-    assert len(csv) == 1 + 3 * (3 + 5)  # 3 methods x (3 identity + 5 set-level columns)
+    assert len(csv) == 1 + 3 * (3 + 3 + 5)  # 3 methods x (3 identity + pose/expression/gaze + 5 set-level)
     assert (tmp_path / "lb" / "samples_prd.png").stat().st_size > 10_000
     assert proc.stdout.startswith("# swapbench leaderboard")
 

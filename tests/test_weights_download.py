@@ -78,9 +78,9 @@ class Handler(BaseHTTPRequestHandler):
         if drop is not None:  # send N bytes, then close the connection mid-body
             chunk = chunk[:drop]
             self.close_connection = True
+        entry["sent"] = len(chunk)  # logged before writing: the client may finish reading before this thread resumes
         self.wfile.write(chunk)
         self.wfile.flush()
-        entry["sent"] = len(chunk)
         if drop is not None:
             self.connection.shutdown(socket.SHUT_RDWR)
 
