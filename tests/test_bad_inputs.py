@@ -2,10 +2,13 @@
 
 import sqlite3
 
+import pytest
+
 from bad_inputs import EXPECTED, write_corpus
 from swapbench.bench import config, engine
 from swapbench.bench.store import Store
 from swapbench.datasets import PROTOCOLS, ImageRef, Pair, Protocol
+from swapbench.datasets.protocol import DataError
 from swapbench.leaderboard import tables
 
 GOOD = "pkg://matplotlib/mpl-data/sample_data/grace_hopper.jpg"
@@ -20,9 +23,12 @@ def test_bad_inputs_are_recorded_and_good_pairs_evaluated(tmp_path, monkeypatch)
     monkeypatch.setitem(PROTOCOLS, "badinputs", lambda: protocol)
 
     store_path = tmp_path / "r.sqlite"
-    cfg = config.load((), {"protocol": "badinputs", "methods": ["classic"], "store": str(store_path),
-                             "metrics": {"identity": "dlib_resnet_v1"}})
-    engine.run(cfg, show_progress=False)
+    overrides = {"protocol": "badinputs", "methods": ["classic"], "store": str(store_path),
+                 "metrics": {"identity": "dlib_resnet_v1"}}
+    # A missing file stops a run by default, naming it; allow_missing records it per pair instead.
+    with pytest.raises(DataError, match="missing.jpg"):
+        engine.run(config.load((), overrides), show_progress=False)
+    engine.run(config.load((), {**overrides, "data": {"allow_missing": True}}), show_progress=False)
 
     db = sqlite3.connect(store_path)
     failures = dict(db.execute("SELECT pair_id, reason FROM failures WHERE stage='face'").fetchall())
