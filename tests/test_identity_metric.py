@@ -37,3 +37,34 @@ def test_identity_metric_matches_numpy_and_dedupes():
     got = torch.stack([res["id_cosine"], res["id_top1"], res["id_top5"]], 1).numpy()
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
     assert 0 < expected[:, 1].mean() < expected[:, 2].mean() < 1  # the test exercises misses and hits
+
+
+def test_dlib_puts_one_person_closer_than_two_people():
+    """Three photographs of one man are closer to each other than to any photograph of anyone else."""
+    from itertools import combinations
+
+    from faces import to_tensor
+    from same_person import photos
+    from swapbench.datasets import get_protocol
+    from swapbench.datasets.images import load_image
+    from swapbench.faces import align, detect
+    from swapbench.metrics.backends.dlib_identity import DlibIdentity
+
+    images = photos()
+    images.update({key: load_image(ref.uri) for key, ref in get_protocol("samples").images.items()})
+    crops = {}
+    for key, image in images.items():
+        face, _ = detect.pick(detect.detect(image), image.shape)
+        crops[key] = align.warp(image, align.transform("ffhq_256", face.landmarks), 256)
+    feats = DlibIdentity().extract(to_tensor(*crops.values()))
+    assert feats.ok.all(), feats.reasons
+    vec = dict(zip(crops, feats.values.double().numpy()))
+
+    def dist(a, b):
+        return float(np.linalg.norm(vec[a] - vec[b]))
+
+    same = [dist(a, b) for a, b in combinations(["obama_1", "obama_2", "obama_3"], 2)]
+    different = [dist(o, other) for o in ("obama_1", "obama_2", "obama_3") for other in vec if not other.startswith("obama")]
+    assert max(same) < min(different), (same, sorted(different)[:3])
+    # dlib's own decision threshold (0.6) separates them as well
+    assert max(same) < 0.6 < min(different)
