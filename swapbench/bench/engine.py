@@ -236,8 +236,10 @@ def _score(run_id, protocol, ready, swaps, crops, backends, store, cfg, show_pro
     resamples = cfg["engine"]["bootstrap_resamples"]
     for family, result in evaluator.results.items():
         for column in metrics.FAMILIES[family].columns:
-            v = result[column.name].numpy()
-            values += [(pair_ids[i], column.name, float(x)) for i, x in zip(result["pair_index"].tolist(), v)]
+            # torchmetrics squeezes one-element results to 0-d tensors (a run with a single valued pair)
+            v = result[column.name].reshape(-1).numpy()
+            index = result["pair_index"].reshape(-1).tolist()
+            values += [(pair_ids[i], column.name, float(x)) for i, x in zip(index, v)]
             if len(v):
                 lo, hi = confidence_interval(v, resamples, cfg["engine"]["seed"])
                 aggregates.append((column.name, float(v.mean()), lo, hi, len(v), len(protocol.pairs) - len(v),
