@@ -15,9 +15,11 @@ FACES = ["t1_person1", "t1_person2", "t1_person3", "t1_person4", "tom_hanks", "a
 
 
 def face(i: int, side: int = 256) -> np.ndarray:
-    """Sample face i (cycled), resized so its longer side is `side`."""
+    """Sample face i (cycled, mirrored on every second cycle), resized so its longer side is `side`."""
     ref = get_protocol("samples").images[FACES[i % len(FACES)]]
     im = Image.fromarray(load_image(ref.uri))
+    if i // len(FACES) % 2:
+        im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     scale = side / max(im.size)
     return np.asarray(im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.LANCZOS))
 
@@ -97,3 +99,29 @@ def ffpp_tree(root: Path, videos, n_frames: int = 12, compression: str = "c23") 
         write_video(root / "original_sequences" / "youtube" / compression / "videos" / f"{video}.mp4",
                     moving_frames(base, n_frames))
     return root
+
+
+TREES = {"celebahq": lambda root, sub: celebahq_tree(root, sub.images),
+         "ffhq": lambda root, sub: ffhq_tree(root, sub.images),
+         "ffpp": lambda root, sub: ffpp_tree(root, {ref.identity for ref in sub.images.values()})}
+
+
+def build_for_golden(data_root: Path, golden_files) -> list[Path]:
+    """The fixture tree each golden file of a data-set protocol reads, under data_root/<protocol>/."""
+    import json
+
+    built = []
+    for path in golden_files:
+        run = json.loads(Path(path).read_text())["run"]
+        if run["protocol"] in TREES:
+            sub = get_protocol(run["protocol"]).subset(run.get("subset"))
+            built.append(TREES[run["protocol"]](data_root / run["protocol"], sub))
+    return built
+
+
+if __name__ == "__main__":
+    # python tests/datafixtures.py DATA_ROOT tests/golden/*.json  (then: bench check ... --data-root DATA_ROOT)
+    import sys
+
+    for tree in build_for_golden(Path(sys.argv[1]), sys.argv[2:]):
+        print(f"built {tree}")

@@ -56,6 +56,7 @@ def main(argv=None) -> int:
     p.add_argument("golden", nargs="+", type=Path, help="golden JSON file(s), e.g. tests/golden/samples.json")
     p.add_argument("--store")
     p.add_argument("--update", action="store_true", help="rewrite the golden file(s) from the current run")
+    p.add_argument("--data-root", help="folder holding the data sets the golden runs read (ffhq/, celebahq/, ffpp/)")
     p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("weights", help="list every registered weight file and its status; `download` fetches them")
@@ -177,7 +178,7 @@ def cmd_check(args) -> int:
         if not path.is_file():
             raise FileNotFoundError(f"golden file {path} not found; a new one needs at least its \"run\" section")
         golden = json.loads(path.read_text())
-        cfg = check.config_for(golden, args.store)
+        cfg = check.config_for(golden, args.store, args.data_root)
         run_ids = engine.run(cfg, show_progress=not args.no_progress)
         aggregates, pairs, provenance = check.results_of(Store(cfg["store"]), run_ids)
         if args.update:

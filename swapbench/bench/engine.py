@@ -264,6 +264,8 @@ def _score_distribution(protocol, ready, swaps, crops, backend, store, cfg):
     ref = [feats[s][2] for s in ref_shas if s in feats and feats[s][0]]
     fake = [feats[s][2] for s in fake_shas if s in feats and feats[s][0]]
     if len(ref) <= cfg["fid"]["knn_k"] or len(fake) <= cfg["fid"]["knn_k"]:
+        warnings.warn(f"{name}: FID/PRD/precision/recall need more than fid.knn_k={cfg['fid']['knn_k']} real and "
+                      f"swapped faces; this run has {len(ref)} and {len(fake)}, so they are not computed")
         return [], {}
     stats = distribution.reference_stats(ref_shas, np.stack(ref), name, store.files / "refstats")
     values, curves = distribution.score(np.stack(fake), stats, cfg["fid"], cfg["engine"]["seed"])

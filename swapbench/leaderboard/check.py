@@ -63,9 +63,11 @@ class Finding:
         return f"{self.method} {self.metric}" + (f" pair {self.pair}" if self.pair else "")
 
 
-def config_for(golden: dict, store: str | None) -> dict:
+def config_for(golden: dict, store: str | None, data_root: str | None = None) -> dict:
     run = golden["run"]
     overrides = {k: run[k] for k in RUN_KEYS if k in run}
+    if data_root is not None:  # where the data is on this machine; not part of the golden file
+        overrides["data_root"] = data_root
     overrides["engine"] = {k: run[k] for k in ENGINE_KEYS if k in run}
     overrides["store"] = store
     return config_mod.load((), overrides)
@@ -111,6 +113,7 @@ def make_golden(cfg: dict, aggregates: dict, pairs: dict, provenance: dict, prev
     for metric in sorted({m for a in aggregates.values() for m in a}):
         tolerances.setdefault(metric, DEFAULT_TOLERANCES.get(metric, FALLBACK_TOLERANCE))
     run = {k: cfg[k] for k in RUN_KEYS if k in cfg}
+    run["data_root"] = (previous or {}).get("run", {}).get("data_root")  # a machine's path is not recorded
     run.update({k: cfg["engine"][k] for k in ENGINE_KEYS})
     return {
         "description": (previous or {}).get("description", f"regression check of {cfg['protocol']}"),
