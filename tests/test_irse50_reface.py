@@ -5,10 +5,12 @@ eval_tool/ID_retrieval/ID_retrieval.py (MaskedImagePathDataset with data_name="f
 src/Face_models/encoders/model_irse.py's Backbone(112, 50, 'ir_se')) on two sample crops, with
 stand-ins only for the library calls it makes (albumentations Resize = cv2.resize INTER_LINEAR,
 torchvision 0.14 ToTensor / Normalize / tensor Resize = bilinear interpolate without antialiasing).
-Its weights are random_weights.py's, regenerated here from the key names; its masks are the
-seg12 maps of the labels stored in the golden (swapbench's BiSeNet with random weights on the same
-crops), so the official keep list [1, 2, 3, 5, 6, 7, 9] (seg12) is checked against
-parsing.REFACE_ID_KEEP (19 classes).
+Its weights are random_weights.py's, regenerated here from the key names. Its masks are the seg12
+maps of two 19-class label maps stored in the golden, so the official keep list [1, 2, 3, 5, 6, 7, 9]
+(seg12) is checked against parsing.REFACE_ID_KEEP (19 classes): a drawn face-like map
+(`labels_synthetic`, with brows, lips, glasses, ears, hair and neck), and the labels swapbench's
+BiSeNet gives the crops with random weights (`labels`, what the backend computes from random
+79999_iter.pth weights; mostly hair and cloth, so it checks the loading path rather than the mask).
 """
 
 from pathlib import Path
@@ -21,7 +23,13 @@ from faces import sample_crops, to_tensor
 from random_weights import norm_keys, random_state_dict
 from swapbench.bench.weights import WeightsError
 from swapbench.faces import parsing
-from swapbench.metrics.backends.irse50 import IRSE50, IRSE50_WEIGHTS, ArcFaceIRSE50REFace, reface_input
+from swapbench.metrics.backends.irse50 import (
+    IRSE50,
+    IRSE50_WEIGHTS,
+    ArcFaceIRSE50REFace,
+    ArcFaceIRSE50REFaceFFpp,
+    reface_input,
+)
 
 GOLDEN = np.load(Path(__file__).parent / "golden" / "irse50_reface_parity.npz")
 # Normalised embeddings (entries ~0.05) of a 50-layer float32 network; the convolutions may sum in
@@ -61,12 +69,17 @@ def test_irse50_matches_official_backbone():
     np.testing.assert_allclose(net.eval()(noise).numpy(), GOLDEN["noise_embedding"], **EMBED_TOL)
 
 
-def test_reface_preprocessing_matches_official():
-    labels = torch.from_numpy(GOLDEN["labels"].astype(np.int64))
+@torch.no_grad()
+def test_reface_pipeline_matches_official():
+    """Preprocessing and network on a face-like label map (half the ID crop kept, brows, lips and glasses inside)."""
+    labels = torch.from_numpy(GOLDEN["labels_synthetic"].astype(np.int64)).expand(2, -1, -1)
     x = reface_input(images(), parsing.keep_mask(labels, parsing.REFACE_ID_KEEP))
     assert x.shape == (2, 3, 112, 112)
-    np.testing.assert_allclose(x[0].numpy(), GOLDEN["net_input0"].astype(np.float32), **INPUT_TOL)
-    assert 0.02 < (x != 0).float().mean() < 0.5  # the mask keeps part of each face, not all or nothing
+    np.testing.assert_allclose(x[0].numpy(), GOLDEN["net_input_synthetic0"].astype(np.float32), **INPUT_TOL)
+    assert 0.3 < (x != 0).float().mean() < 0.7  # the mask keeps part of each face, not all or nothing
+    net = IRSE50()
+    net.load_state_dict(irse50_state_dict(), strict=True)
+    np.testing.assert_allclose(net.eval()(x).numpy(), GOLDEN["embedding_synthetic"], **EMBED_TOL)
 
 
 @torch.no_grad()
@@ -80,6 +93,20 @@ def test_backend_loads_release_files_and_matches_official(tmp_path):
     # batching: a batch gives what its images give one at a time
     singles = torch.cat([backend.extract(x[i:i + 1]).values for i in range(2)])
     np.testing.assert_allclose(feats.values.numpy(), singles.numpy(), rtol=0, atol=1e-6)
+
+
+@torch.no_grad()
+def test_ffpp_variant_uses_reface_ffpp_keep_list(tmp_path):
+    backend = ArcFaceIRSE50REFaceFFpp(files=write_checkpoints(tmp_path))
+    assert backend.module.keep == parsing.REFACE_ID_KEEP_FFPP != parsing.REFACE_ID_KEEP
+    x = images()
+    labels = backend.module.parser.labels(x)
+    expected = backend.module.net(reface_input(x, parsing.keep_mask(labels, parsing.REFACE_ID_KEEP_FFPP)))
+    np.testing.assert_allclose(backend.extract(x).values.numpy(), expected.numpy(), rtol=0, atol=1e-6)
+    # on a face-like map the FF++ list (no brows, mouth, lips) gives another input than the default list
+    synthetic = torch.from_numpy(GOLDEN["labels_synthetic"].astype(np.int64))[None]
+    ffpp = reface_input(x[:1], parsing.keep_mask(synthetic, parsing.REFACE_ID_KEEP_FFPP))
+    assert (ffpp != 0).sum() < (torch.from_numpy(GOLDEN["net_input_synthetic0"].astype(np.float32)) != 0).sum()
 
 
 def test_checkpoint_with_other_keys_is_rejected(tmp_path):

@@ -34,6 +34,8 @@ _PACKS = "https://github.com/deepinsight/insightface/releases/download/v0.7/{}.z
 _LICENCE = "insightface model packs: non-commercial research use only (code MIT)"
 
 # sha256 as published in insightface's server/backend/insightface_server/models/packages.py.
+# The files ship inside zip packs, which `bench weights download` cannot unpack: manual=True makes it
+# print the pack's URL, what to extract and where to put it instead of fetching the whole zip.
 W600K_R50 = register(
     WeightFile(
         name="insightface/buffalo_l/w600k_r50", filename="w600k_r50.onnx", url=_PACKS.format("buffalo_l"),
@@ -41,6 +43,7 @@ W600K_R50 = register(
         sha256="4c06341c33c2ca1f86781dab0e829f88ad5b64be9fba56e56bc9ebdefc619e43",
         used_by=("insightface_w600k_r50",),
         note="w600k_r50.onnx is inside buffalo_l.zip: extract it",
+        manual=True,
     )
 )[0]
 GLINT360K_R100 = register(
@@ -50,6 +53,7 @@ GLINT360K_R100 = register(
         sha256="4ab1d6435d639628a6f3e5008dd4f929edf4c4124b1a7169e1048f9fef534cdf",
         used_by=("insightface_glint360k_r100",),
         note="glintr100.onnx (ResNet-100 trained on Glint360K) is inside antelopev2.zip: extract it",
+        manual=True,
     )
 )[0]
 

@@ -50,6 +50,7 @@ IRSE50_WEIGHTS = register(
         used_by=("arcface_irse50_reface", "arcface_irse50_reface_ffpp", "reface"),
         note=("the 'Arcface ID retrieval model' link of the REFace README (the pSp IR-SE50 file, Google Drive); "
               "also in the Hugging Face repo Sanoojan/REFace under Other_dependencies/arcface/"),
+        manual=True,  # a Google Drive page, not a direct link
     )
 )[0]
 
