@@ -88,7 +88,7 @@ def make_metric(family: str, **context):
 
 def _load_builtin() -> None:
     from swapbench.metrics import inception  # noqa: F401
-    from swapbench.metrics.backends import dlib_identity, expression, gaze, pose  # noqa: F401
+    from swapbench.metrics.backends import arcface_onnx, dlib_identity, expression, gaze, irse50, pose  # noqa: F401
 
 
 __all__ = ["FAMILIES", "COLUMNS", "Features", "backend_class", "all_backends", "make_backend", "make_metric", "feature_name"]
