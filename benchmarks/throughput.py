@@ -35,7 +35,7 @@ from swapbench.bench.stages import read_png
 from swapbench.bench.store import Store
 from swapbench.datasets import PROTOCOLS, ImageRef, Pair, Protocol, get_protocol
 from swapbench.datasets.images import load_image
-from swapbench.faces import align, detect
+from swapbench.faces import detect, templates, warp
 from swapbench.methods.base import FaceBatch
 
 
@@ -66,7 +66,7 @@ def peak_rss_mb() -> float:
 def forward_times(cfg, protocol, store, batch_size) -> dict[str, float]:
     """Seconds spent inside model forwards only, at the engine's batch size."""
     ev = cfg["face"]["eval_convention"]
-    _, size = align.parse_convention(ev)
+    _, size = templates.parse_convention(ev)
     out = {"decode": 0.0, "detect/align": 0.0}
     for ref in protocol.images.values():
         t0 = time.perf_counter()
@@ -75,7 +75,7 @@ def forward_times(cfg, protocol, store, batch_size) -> dict[str, float]:
         found = detect.detect(image)
         if found:
             face, _ = detect.pick(found, image.shape)
-            align.warp(image, align.transform(ev, face.landmarks), size)
+            warp.align_image(image, templates.estimate_transform(ev, face.landmarks), size)
         out["decode"] += t1 - t0
         out["detect/align"] += time.perf_counter() - t1
     crops = prepare(protocol, [ev], store, show_progress=False)
@@ -112,7 +112,7 @@ def forward_times(cfg, protocol, store, batch_size) -> dict[str, float]:
 def naive(cfg, protocol, n_pairs) -> float:
     """Seconds per pair, one pair at a time, re-decoding, re-detecting and reloading every metric model."""
     ev = cfg["face"]["eval_convention"]
-    _, size = align.parse_convention(ev)
+    _, size = templates.parse_convention(ev)
     pairs = protocol.pairs[:n_pairs]
     t0 = time.perf_counter()
     for pair in pairs:
@@ -123,9 +123,9 @@ def naive(cfg, protocol, n_pairs) -> float:
             if not found:
                 break
             face, _ = detect.pick(found, image.shape)
-            m = align.transform(ev, face.landmarks)
-            faces[role] = FaceBatch(torch.from_numpy(align.warp(image, m, size)).permute(2, 0, 1)[None].float() / 255,
-                                    torch.from_numpy(align.apply(m, face.landmarks).astype(np.float32))[None])
+            m = templates.estimate_transform(ev, face.landmarks)
+            faces[role] = FaceBatch(warp.from_uint8(warp.align_image(image, m, size))[None],
+                                    torch.from_numpy(templates.apply_transform(m, face.landmarks).astype(np.float32))[None])
         if len(faces) < 2:
             continue
         for name in cfg["methods"]:

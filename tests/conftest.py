@@ -31,14 +31,14 @@ def sample_crops():
     """Aligned ffhq_256 crops and landmarks of the bundled samples, keyed by image key."""
     from swapbench.datasets import get_protocol
     from swapbench.datasets.images import load_image
-    from swapbench.faces import align, detect
+    from swapbench.faces import detect, templates, warp
 
     out = {}
     for key, ref in get_protocol("samples").images.items():
         image = load_image(ref.uri)
         face, _ = detect.pick(detect.detect(image), image.shape)
-        m = align.transform("ffhq_256", face.landmarks)
-        out[key] = (align.warp(image, m, 256), align.apply(m, face.landmarks).astype(np.float32))
+        m = templates.estimate_transform("ffhq_256", face.landmarks)
+        out[key] = (warp.align_image(image, m, 256), templates.apply_transform(m, face.landmarks).astype(np.float32))
     return out
 
 

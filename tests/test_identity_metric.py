@@ -47,7 +47,7 @@ def test_dlib_puts_one_person_closer_than_two_people():
     from same_person import photos
     from swapbench.datasets import get_protocol
     from swapbench.datasets.images import load_image
-    from swapbench.faces import align, detect
+    from swapbench.faces import detect, templates, warp
     from swapbench.metrics.backends.dlib_identity import DlibIdentity
 
     images = photos()
@@ -55,7 +55,7 @@ def test_dlib_puts_one_person_closer_than_two_people():
     crops = {}
     for key, image in images.items():
         face, _ = detect.pick(detect.detect(image), image.shape)
-        crops[key] = align.warp(image, align.transform("ffhq_256", face.landmarks), 256)
+        crops[key] = warp.align_image(image, templates.estimate_transform("ffhq_256", face.landmarks), 256)
     feats = DlibIdentity().extract(to_tensor(*crops.values()))
     assert feats.ok.all(), feats.reasons
     vec = dict(zip(crops, feats.values.double().numpy()))

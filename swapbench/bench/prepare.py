@@ -17,7 +17,7 @@ from rich.progress import Progress
 
 from swapbench.bench.store import Store
 from swapbench.datasets.images import ImageError, load_image, pixel_sha
-from swapbench.faces import align, detect
+from swapbench.faces import detect, templates, warp
 
 
 @dataclass
@@ -76,13 +76,13 @@ def _prepare_image(uri, conventions, store, multi_face) -> dict:
             store.put_face(image_sha, convention, False, str(exc))
             out[convention] = Crop(False, str(exc), image_sha=image_sha)
             continue
-        matrix = align.transform(convention, face.landmarks)
-        _, size = align.parse_convention(convention)
-        crop = align.warp(image, matrix, size)
+        matrix = templates.estimate_transform(convention, face.landmarks, box=face.box)
+        _, size = templates.parse_convention(convention)
+        crop = warp.align_image(image, matrix, size)
         sha = pixel_sha(crop)
         save_png(crop, crop_path(store, convention, sha))
         # Rounded as stored, so a resumed run feeds methods exactly the same numbers.
-        landmarks = np.round(align.apply(matrix, face.landmarks), 3).astype(np.float32)
+        landmarks = np.round(templates.apply_transform(matrix, face.landmarks), 3).astype(np.float32)
         store.put_face(image_sha, convention, True, choice, landmarks, matrix, sha)
         out[convention] = Crop(True, choice, crop_path(store, convention, sha), sha, landmarks, matrix, image_sha)
     return out

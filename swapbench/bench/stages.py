@@ -20,15 +20,11 @@ from torch.utils.data import Dataset
 from swapbench.bench.prepare import save_png
 from swapbench.bench.store import Store
 from swapbench.datasets.images import pixel_sha
+from swapbench.faces import warp
 
 
 def read_png(path: Path) -> torch.Tensor:
-    arr = np.asarray(Image.open(path).convert("RGB"), dtype=np.uint8)
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255
-
-
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    return (image.detach().cpu().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    return warp.from_uint8(np.asarray(Image.open(path).convert("RGB"), dtype=np.uint8))
 
 
 class SwapInputs(Dataset):
@@ -56,7 +52,7 @@ class SwapWriter(BasePredictionWriter):
 
     paste: {pair_id: (target Crop in the method's convention, target Crop in the eval convention)}
     when the two differ; the method's own output is kept under raw/ and the scored image is the
-    swap pasted into the eval crop (swapbench.faces.paste).
+    swap carried into the eval crop (swapbench.faces.warp.carry_into).
     """
 
     def __init__(self, store_path: Path, run_id: str, out_dir: Path, paste: dict | None = None):
@@ -66,22 +62,25 @@ class SwapWriter(BasePredictionWriter):
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
         self._store = self._store or Store(self.store_path)
-        rows = []
-        for pair_id, image, error in zip(prediction["pair_id"], prediction["image"], prediction["error"]):
-            if error is not None:
-                rows.append((pair_id, False, error, None))
-                continue
-            arr = to_uint8(image)
-            if self.paste is not None:
-                from swapbench.faces.paste import to_eval_crop
-
-                method_crop, eval_crop = self.paste[pair_id]
-                save_png(arr, self.out_dir / "raw" / f"{pair_id}.png")
-                target = np.asarray(Image.open(eval_crop.path).convert("RGB"))
-                arr = to_eval_crop(arr, target, method_crop.matrix, eval_crop.matrix, eval_crop.landmarks)
+        done = [(p, img) for p, img, err in zip(prediction["pair_id"], prediction["image"], prediction["error"]) if err is None]
+        rows = [(p, False, err, None) for p, err in zip(prediction["pair_id"], prediction["error"]) if err is not None]
+        if done and self.paste is not None:
+            for pair_id, image in done:
+                save_png(warp.to_uint8(image), self.out_dir / "raw" / f"{pair_id}.png")
+            done = list(zip([p for p, _ in done], self._carry(done)))
+        for pair_id, image in done:
+            arr = warp.to_uint8(image)
             save_png(arr, self.out_dir / f"{pair_id}.png")
             rows.append((pair_id, True, None, pixel_sha(arr)))
         self._store.put_swaps(self.run_id, rows)
+
+    def _carry(self, done) -> torch.Tensor:
+        """The batch's swaps blended into the targets' eval crops, in one batched warp."""
+        method_crops, eval_crops = zip(*(self.paste[pair_id] for pair_id, _ in done))
+        targets = torch.stack([read_png(c.path) for c in eval_crops])
+        swaps = torch.stack([image.detach().cpu().float() for _, image in done])
+        return warp.carry_into(targets, swaps, np.stack([c.matrix for c in method_crops]),
+                               np.stack([c.matrix for c in eval_crops]), np.stack([c.landmarks for c in eval_crops]))
 
 
 class ImageFiles(Dataset):

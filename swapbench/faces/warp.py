@@ -23,6 +23,24 @@ from kornia.morphology import erosion
 from scipy.spatial import ConvexHull
 
 
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Float images in [0, 1], [3, H, W] or [B, 3, H, W] -> uint8 [H, W, 3] or [B, H, W, 3] (rounded, C-contiguous)."""
+    if images.ndim not in (3, 4) or images.shape[-3] != 3:
+        raise ValueError(f"expected images [3, H, W] or [B, 3, H, W], got {tuple(images.shape)}")
+    arr = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).movedim(-3, -1)
+    return np.ascontiguousarray(arr.cpu().numpy())
+
+
+def from_uint8(images: np.ndarray) -> torch.Tensor:
+    """uint8 [H, W, 3] or [B, H, W, 3] -> float [3, H, W] or [B, 3, H, W] in [0, 1]."""
+    return torch.tensor(np.asarray(images)).movedim(-1, -3).float() / 255  # a copy: inputs may be read-only
+
+
+def align_image(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """One RGB uint8 image -> its size x size uint8 crop (align_batch on a batch of one)."""
+    return to_uint8(align_batch(from_uint8(image)[None], matrix, size))[0]
+
+
 def _as_matrices(matrices, like: torch.Tensor) -> torch.Tensor:
     m = torch.as_tensor(np.asarray(matrices) if not torch.is_tensor(matrices) else matrices)
     m = m.to(device=like.device, dtype=torch.float64)
@@ -148,3 +166,21 @@ def label_masks(labels: torch.Tensor, keep, erode: int | None = None, sigma: flo
     """
     keep_t = torch.as_tensor(list(keep), device=labels.device, dtype=labels.dtype)
     return soften(torch.isin(labels, keep_t)[:, None].float(), erode, sigma)
+
+
+def carry_into(targets: torch.Tensor, crops: torch.Tensor, m_crop, m_target, target_landmarks) -> torch.Tensor:
+    """Blend crops made on one convention into crops of another convention of the same frames.
+
+    targets [B, C, S, S]: the frames' crops under m_target (image -> target crop); crops [B, C, s, s]:
+    results on crops under m_crop (image -> crop); target_landmarks [B, K, 2] in target-crop pixels.
+    The crop is carried by m_crop . inv(m_target) without a trip through the full frame and replaces
+    the target inside the landmarks' convex hull (eroded and blurred at the crop's scale).
+    """
+    m_crop, m_target = _as_matrices(m_crop, targets), _as_matrices(m_target, targets)
+    full = m_target.new_tensor([0.0, 0.0, 1.0]).expand(m_target.shape[0], 1, 3)
+    target_to_crop = m_crop @ torch.linalg.inv(torch.cat([m_target, full], dim=1))  # [B, 2, 3]
+    lm = torch.as_tensor(np.asarray(target_landmarks) if not torch.is_tensor(target_landmarks) else target_landmarks)
+    lm = lm.to(device=targets.device, dtype=torch.float64)
+    lm_crop = lm @ target_to_crop[:, :, :2].transpose(1, 2) + target_to_crop[:, None, :, 2]
+    masks = hull_masks(lm_crop, crops.shape[-1], device=targets.device)
+    return paste_back(targets, crops, target_to_crop, masks)

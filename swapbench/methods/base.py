@@ -43,7 +43,7 @@ class SwapMethod(L.LightningModule):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
-    crop: ClassVar[str] = "ffhq"  # crop convention, see swapbench.faces.align.CONVENTIONS
+    crop: ClassVar[str] = "ffhq"  # crop convention, see swapbench.faces.templates
     size: ClassVar[int] = 256  # crop side in pixels
     weights: ClassVar[tuple[WeightFile, ...]] = ()
     # True for reference rows (e.g. methods run with random weights in tests): never published.

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from scipy.spatial import Delaunay
 
+from swapbench.faces import warp
 from swapbench.methods import register
 from swapbench.methods.base import FaceBatch, SwapMethod
 
@@ -46,15 +47,11 @@ class Classic(SwapMethod):
     def swap(self, source: FaceBatch, target: FaceBatch) -> torch.Tensor:
         out = []
         for i in range(len(target)):
-            src = _to_uint8(source.image[i])
-            tgt = _to_uint8(target.image[i])
+            src = warp.to_uint8(source.image[i])
+            tgt = warp.to_uint8(target.image[i])
             res = classic_swap(src, source.landmarks[i].cpu().numpy(), tgt, target.landmarks[i].cpu().numpy())
-            out.append(torch.from_numpy(res).permute(2, 0, 1).float() / 255)
+            out.append(warp.from_uint8(res))
         return torch.stack(out).to(target.image.device)
-
-
-def _to_uint8(img: torch.Tensor) -> np.ndarray:
-    return (img.detach().cpu().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy().copy()
 
 
 INNER_MOUTH = set(range(60, 68))

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from swapbench.datasets.protocol import DataError, Protocol
-from swapbench.faces.align import parse_convention
+from swapbench.faces.templates import parse_convention
 from swapbench.methods import register
 from swapbench.methods.base import FaceBatch, SwapMethod
 

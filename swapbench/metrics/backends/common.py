@@ -6,6 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from swapbench.faces import warp
 from swapbench.metrics.backends.base import Features
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -14,10 +15,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def to_uint8_rgb(images: torch.Tensor) -> list[np.ndarray]:
     """float [B, 3, H, W] in [0, 1] -> list of uint8 [H, W, 3] arrays (what OpenCV/dlib/mediapipe take)."""
-    if images.ndim != 4 or images.shape[1] != 3:
+    if images.ndim != 4:
         raise ValueError(f"expected images [B, 3, H, W], got {tuple(images.shape)}")
-    arr = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    return [np.ascontiguousarray(a) for a in arr]
+    return list(warp.to_uint8(images))
 
 
 def imagenet_normalize(images: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from swapbench.metrics.backends.base import FeatureBackend, Features, register_backend
+from swapbench.metrics.backends.common import to_uint8_rgb
 
 
 @lru_cache(maxsize=1)
@@ -37,12 +38,11 @@ class DlibIdentity(FeatureBackend):
 
     def extract(self, images: torch.Tensor) -> Features:
         detector, predictor, encoder = _models()
-        arrays = (images.detach().cpu().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+        arrays = to_uint8_rgb(images)
         values = np.zeros((len(arrays), self.dim), dtype=np.float32)
         ok = np.zeros(len(arrays), dtype=bool)
         reasons: list = [None] * len(arrays)
         for i, img in enumerate(arrays):
-            img = np.ascontiguousarray(img)
             rects = detector(img, 1)
             if len(rects) == 0:
                 reasons[i] = f"no face found by {self.name}"
