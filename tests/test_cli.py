@@ -36,6 +36,11 @@ def test_leaderboard_writes_markdown_csv_and_grid(samples_run, tmp_path):
     assert csv[0].startswith("protocol,protocol_hash,method,metric,value,ci_low,ci_high")
     assert len(csv) == 1 + 3 * (3 + 3 + 5)  # 3 methods x (3 identity + pose/expression/gaze + 5 set-level)
     assert (tmp_path / "lb" / "samples_prd.png").stat().st_size > 10_000
+    # target frames with each method's swap pasted back: 4 rows x (frame + 3 methods) tiles of 192 px
+    from PIL import Image
+
+    assert "samples_frames.png" in md
+    assert Image.open(tmp_path / "lb" / "samples_frames.png").size == (192 * 4, 18 + 192 * 4)
     assert proc.stdout.startswith("# swapbench leaderboard")
 
 

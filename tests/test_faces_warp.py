@@ -127,3 +127,34 @@ def test_label_masks_keep_listed_classes():
     mask = W.label_masks(labels, keep=[1, 10], erode=1, sigma=0)
     assert mask[0].sum() == 400 and mask[1].sum() == 1600
     assert mask[0, 0, 40, 40] == 0
+
+
+def test_paste_into_frame_changes_only_the_face_and_follows_a_preview_shrink():
+    image, lm, _ = astronaut()
+    m = T.estimate_transform("ffhq_256", lm)
+    crop = W.align_image(image, m, 256)
+    crop_lm = T.apply_transform(m, lm)
+
+    # An unmodified crop comes back as the frame: exact outside the mask, close inside it.
+    same = W.paste_into_frame(image, crop, m, crop_lm)
+    hull = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(np.round(lm).astype(np.int32)), 1)
+    diff = np.abs(same.astype(int) - image.astype(int)).max(2)
+    assert diff[hull == 0].mean() < 0.5 and diff[hull == 1].mean() < 4  # bilinear there and back
+
+    # A changed crop changes the frame only near the landmarks' hull: the mask is eroded by 3.5 px
+    # and blurred with sigma 5 px (crop pixels), so at most 3 sigma reach outside it.
+    changed = W.paste_into_frame(image, 255 - crop, m, crop_lm) != image
+    inside = changed.any(2) & (hull == 1)
+    reach = int(np.ceil(3 * W.default_sigma(256) / np.sqrt(abs(np.linalg.det(m[:, :2])))))
+    near = cv2.dilate(hull, np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
+    assert changed.any(2)[near == 0].sum() == 0
+    assert inside.sum() > 0.8 * hull.sum()
+
+    # With max_side, the frame is shrunk first and the face lands at the shrunk position.
+    small = W.paste_into_frame(image, 255 - crop, m, crop_lm, max_side=256)
+    assert max(small.shape[:2]) == 256
+    scale = 256 / max(image.shape[:2])
+    ys, xs = np.nonzero(np.abs(small.astype(int) - cv2.resize(image, small.shape[1::-1], interpolation=cv2.INTER_AREA)).max(2) > 40)
+    centre = np.array([xs.mean(), ys.mean()])
+    np.testing.assert_allclose(centre, (np.argwhere(inside)[:, ::-1].mean(0) + 0.5) * scale - 0.5, atol=2)

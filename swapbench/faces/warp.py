@@ -184,3 +184,24 @@ def carry_into(targets: torch.Tensor, crops: torch.Tensor, m_crop, m_target, tar
     lm_crop = lm @ target_to_crop[:, :, :2].transpose(1, 2) + target_to_crop[:, None, :, 2]
     masks = hull_masks(lm_crop, crops.shape[-1], device=targets.device)
     return paste_back(targets, crops, target_to_crop, masks)
+
+
+def paste_into_frame(frame: np.ndarray, crop: np.ndarray, matrix, crop_landmarks, max_side: int | None = None) -> np.ndarray:
+    """A face crop (uint8 [S, S, 3]) pasted back into its full frame (uint8 [H, W, 3]).
+
+    matrix: image -> crop (the crop's convention); crop_landmarks [K, 2] in crop pixels give the
+    soft hull mask. max_side: shrink the frame first (for previews); the matrix follows the shrink.
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    h, w = frame.shape[:2]
+    if max_side and max(h, w) > max_side:
+        s = max_side / max(h, w)
+        nw, nh = max(1, round(w * s)), max(1, round(h * s))
+        frame = F.interpolate(from_uint8(frame)[None], size=(nh, nw), mode="area")
+        # small pixel j's centre lies at big (j + 0.5) * w / nw - 0.5 (as in _shrink)
+        fx, fy = w / nw, h / nh
+        m = m @ np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5], [0.0, 0.0, 1.0]])
+    else:
+        frame = from_uint8(frame)[None]
+    masks = hull_masks(np.asarray(crop_landmarks, np.float64)[None], crop.shape[0])
+    return to_uint8(paste_back(frame, from_uint8(crop)[None], m[None], masks))[0]

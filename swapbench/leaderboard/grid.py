@@ -1,4 +1,8 @@
-"""Comparison grid: one row per pair, columns source | target | each method's swap (eval crops)."""
+"""Comparison grids: one row per pair.
+
+comparison_grid: source | target | each method's swap, as scoring (eval) crops.
+frame_grid: the target frame | each method's swap pasted back into that frame (faces.warp).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 from swapbench.bench.prepare import crop_path
 from swapbench.bench.store import Store
@@ -24,15 +28,7 @@ def comparison_grid(store: Store, part, path: Path, rows: int = 6) -> Path | Non
     phash = run["protocol_hash"]
     swaps = {m: store.swaps(runs.loc[m, "run_id"]) for m in order}
     common = set.intersection(*({p for p, (ok, _, _) in s.items() if ok} for s in swaps.values()))
-    chosen, seen = [], set()
-    for pid in sorted(common, key=lambda p: hashlib.sha256(p.encode()).hexdigest()):
-        target, source = pid.split("__", 1)
-        if source in seen or target in seen:
-            continue  # prefer rows that show different people
-        chosen.append((pid, source, target))
-        seen |= {source, target}
-        if len(chosen) == rows:
-            break
+    chosen = _choose(common, rows)
     if not chosen:
         return None
     header = ["SOURCE (input)", "TARGET (input)"] + [f"method: {m}" for m in order]
@@ -47,6 +43,73 @@ def comparison_grid(store: Store, part, path: Path, rows: int = 6) -> Path | Non
             img = Image.open(cell).convert("RGB").resize((CELL, CELL), Image.Resampling.LANCZOS) if cell else None
             if img is not None:
                 canvas.paste(img, (j * CELL, 18 + i * CELL))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path
+
+
+def _choose(pair_ids, rows: int) -> list[tuple[str, str, str]]:
+    """A fixed, hash-ordered sample of pairs; rows show different people where possible."""
+    chosen, seen = [], set()
+    for pid in sorted(pair_ids, key=lambda p: hashlib.sha256(p.encode()).hexdigest()):
+        target, source = pid.split("__", 1)
+        if source in seen or target in seen:
+            continue
+        chosen.append((pid, source, target))
+        seen |= {source, target}
+        if len(chosen) == rows:
+            break
+    return chosen
+
+
+FRAME_CELL = 192
+
+
+def frame_grid(store: Store, part, path: Path, rows: int = 4) -> Path | None:
+    """Target frames and every method's swap pasted back into them. Needs the data on this machine:
+    without it (or when a frame's pixels no longer match the run's), returns None."""
+    from swapbench.datasets import load_protocol
+    from swapbench.datasets.images import ImageError, load_image, pixel_sha
+    from swapbench.faces import warp
+
+    runs = part.drop_duplicates("method").set_index("method")
+    if runs.empty:
+        return None
+    order = sorted(runs.index, key=lambda m: (["source", "target", "classic"] + [m]).index(m))
+    run = store.run(runs["run_id"].iloc[0])
+    convention = run["config"]["face"]["eval_convention"]
+    try:
+        protocol = load_protocol({**run["config"], "data": {**(run["config"].get("data") or {}), "allow_missing": True}})
+    except Exception:  # data set moved or absent: no frames to paste into
+        return None
+    swaps = {m: store.swaps(runs.loc[m, "run_id"]) for m in order}
+    common = set.intersection(*({p for p, (ok, _, _) in s.items() if ok} for s in swaps.values()))
+    cells = []
+    for pid, _, target in _choose(common, rows):
+        sha = store.image_sha(run["protocol_hash"], target)
+        face = store.face(sha, convention) if sha else None
+        try:
+            frame = load_image(protocol.location(target))
+        except (ImageError, OSError):
+            continue
+        if face is None or not face["ok"] or pixel_sha(frame) != sha:
+            continue
+        row = [frame]
+        for m in order:
+            swap = np.asarray(Image.open(store.files / "runs" / runs.loc[m, "run_id"] / f"{pid}.png").convert("RGB"))
+            row.append(warp.paste_into_frame(frame, swap, face["matrix"], face["landmarks"], max_side=2 * FRAME_CELL))
+        cells.append(row)
+    if not cells:
+        return None
+    header = ["TARGET frame"] + [f"{m}, pasted back" for m in order]
+    canvas = Image.new("RGB", (FRAME_CELL * len(header), 18 + FRAME_CELL * len(cells)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for j, title in enumerate(header):
+        draw.text((j * FRAME_CELL + 4, 3), title, fill="black")
+    for i, row in enumerate(cells):
+        for j, img in enumerate(row):
+            tile = ImageOps.pad(Image.fromarray(img), (FRAME_CELL, FRAME_CELL), Image.Resampling.LANCZOS, color="white")
+            canvas.paste(tile, (j * FRAME_CELL, 18 + i * FRAME_CELL))
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
     return path

@@ -114,22 +114,25 @@ def _sort_key(part, method):
 
 
 def write(store: Store, out_dir: Path, protocol: str | None = None, include_unpublishable=False) -> list[Path]:
-    from swapbench.leaderboard.grid import comparison_grid
+    from swapbench.leaderboard.grid import comparison_grid, frame_grid
 
     out_dir.mkdir(parents=True, exist_ok=True)
     df = collect(store, protocol, include_unpublishable)
     written = []
     for name, part in df.groupby("protocol"):
         grid = comparison_grid(store, part, out_dir / f"{name}_grid.png")
+        frames = frame_grid(store, part, out_dir / f"{name}_frames.png")
         prd_png = _prd_plot(store, part, out_dir / f"{name}_prd.png")
         md = out_dir / f"{name}.md"
         text = markdown(part, store, {name: grid.name} if grid else None)
+        if frames:
+            text += f"\n![{name}: target frames and the swaps pasted back]({frames.name})\n"
         if prd_png:
             text += f"\n![{name}: PRD curves]({prd_png.name})\n"
         md.write_text(f"# swapbench leaderboard: {name}\n\n" + text)
         csv = out_dir / f"{name}.csv"
         part.sort_values(["method", "metric"]).to_csv(csv, index=False)
-        written += [md, csv] + [p for p in (grid, prd_png) if p]
+        written += [md, csv] + [p for p in (grid, frames, prd_png) if p]
     return written
 
 
