@@ -19,15 +19,10 @@ CELL = 128
 
 
 def comparison_grid(store: Store, part, path: Path, rows: int = 6) -> Path | None:
-    runs = part.drop_duplicates("method").set_index("method")
-    if runs.empty:
+    if part.empty:
         return None
-    order = sorted(runs.index, key=lambda m: (["source", "target", "classic"] + [m]).index(m))
-    run = store.run(runs["run_id"].iloc[0])
-    convention = run["config"]["face"]["eval_convention"]
-    phash = run["protocol_hash"]
-    swaps = {m: store.swaps(runs.loc[m, "run_id"]) for m in order}
-    common = set.intersection(*({p for p, (ok, _, _) in s.items() if ok} for s in swaps.values()))
+    runs, order, run, common = _runs(store, part)
+    convention, phash = run["config"]["face"]["eval_convention"], run["protocol_hash"]
     chosen = _choose(common, rows)
     if not chosen:
         return None
@@ -46,6 +41,15 @@ def comparison_grid(store: Store, part, path: Path, rows: int = 6) -> Path | Non
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
     return path
+
+
+def _runs(store: Store, part):
+    """(runs by method, methods in display order, the first run, pairs every method swapped)."""
+    runs = part.drop_duplicates("method").set_index("method")
+    order = sorted(runs.index, key=lambda m: (["source", "target", "classic"] + [m]).index(m))
+    swaps = [store.swaps(runs.loc[m, "run_id"]) for m in order]
+    common = set.intersection(*({p for p, (ok, _, _) in s.items() if ok} for s in swaps))
+    return runs, order, store.run(runs["run_id"].iloc[0]), common
 
 
 def _choose(pair_ids, rows: int) -> list[tuple[str, str, str]]:
@@ -72,18 +76,14 @@ def frame_grid(store: Store, part, path: Path, rows: int = 4) -> Path | None:
     from swapbench.datasets.images import ImageError, load_image, pixel_sha
     from swapbench.faces import warp
 
-    runs = part.drop_duplicates("method").set_index("method")
-    if runs.empty:
+    if part.empty:
         return None
-    order = sorted(runs.index, key=lambda m: (["source", "target", "classic"] + [m]).index(m))
-    run = store.run(runs["run_id"].iloc[0])
+    runs, order, run, common = _runs(store, part)
     convention = run["config"]["face"]["eval_convention"]
     try:
         protocol = load_protocol({**run["config"], "data": {**(run["config"].get("data") or {}), "allow_missing": True}})
     except Exception:  # data set moved or absent: no frames to paste into
         return None
-    swaps = {m: store.swaps(runs.loc[m, "run_id"]) for m in order}
-    common = set.intersection(*({p for p, (ok, _, _) in s.items() if ok} for s in swaps.values()))
     cells = []
     for pid, _, target in _choose(common, rows):
         sha = store.image_sha(run["protocol_hash"], target)
