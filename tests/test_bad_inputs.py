@@ -43,7 +43,7 @@ def test_folder_of_bad_inputs_is_recorded_and_good_pairs_evaluated(tmp_path):
                 assert key in failures[pair_id]  # the reason names the image
     # The several-faces choice is recorded with the crop.
     reasons = [r for (r,) in db.execute("SELECT reason FROM faces WHERE ok=1")]
-    assert any(r.startswith("6 faces, kept the largest") for r in reasons)
+    assert any(r.startswith("dlib_hog: 6 faces, kept the largest") for r in reasons)
 
     # The leaderboard shows the coverage.
     n_ok, n_all = 2 * sum(v == "ok" for v in present.values()), 2 * len(present)

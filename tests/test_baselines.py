@@ -68,3 +68,11 @@ def test_a_failing_pair_does_not_take_its_batch_down(sample_crops):
     assert out["error"][0] is None and out["error"][2] is None
     assert "white source" in out["error"][1]
     assert torch.equal(out["image"][0], b["target"][0])
+
+
+def test_a_failing_pair_alone_in_its_batch_is_recorded(sample_crops):
+    b = batch_of(sample_crops, PAIRS[:1])
+    b["source"][0] = 1.0
+    out = Fragile().predict_step(b)
+    assert out["pair_id"] == b["pair_id"] and "white source" in out["error"][0]
+    assert out["image"].shape == b["target"].shape

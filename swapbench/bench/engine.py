@@ -35,6 +35,7 @@ from swapbench.bench.stages import (Evaluator, FeatureExtractor, FeatureWriter, 
                                     SwapInputs, SwapWriter)
 from swapbench.bench.store import Store
 from swapbench.datasets import ImageRef, Protocol, load_protocol
+from swapbench.faces import detect
 
 console = Console(stderr=True)
 PACKAGES = ("torch", "lightning", "torchmetrics", "numpy", "scipy", "opencv-contrib-python", "dlib-bin",
@@ -52,8 +53,11 @@ def run(cfg: dict, show_progress: bool = True) -> list[str]:
         if backend_classes[family].family != family:
             raise ValueError(f"backend {cfg['metrics'][family]!r} computes {backend_classes[family].family}, not {family}")
 
-    # Every weight file of every method and backend, before any work starts.
+    detector = detect.detector_class(cfg["face"]["detector"])
+
+    # Every weight file of every method, backend and the face detector, before any work starts.
     needed = [f for m in method_classes for f in m.weights] + [f for b in backend_classes.values() for f in b.weights]
+    needed += [f for f in detector.weights if f not in needed]
     paths = weights.resolve(needed, cfg["weights_dir"])
     hashes = {name: weights.sha256_of(p) for name, p in paths.items()}
 
@@ -63,7 +67,8 @@ def run(cfg: dict, show_progress: bool = True) -> list[str]:
     instances = [cls.from_config(cfg) if hasattr(cls, "from_config") else cls() for cls in method_classes]
     conventions = sorted({eval_convention} | {m.convention for m in instances})
     t0 = time.perf_counter()
-    crops = prepare(protocol, conventions, store, cfg["face"]["multi_face"], show_progress)
+    face_args = dict(detector=detector.name, weights_dir=cfg["weights_dir"])
+    crops = prepare(protocol, conventions, store, cfg["face"]["multi_face"], show_progress, **face_args)
     # A method with input_images (e.g. precomputed swaps) gets, per pair, an image of its own that is
     # prepared exactly like the protocol's images and fed in place of the source crop.
     inputs = {}
@@ -74,7 +79,7 @@ def run(cfg: dict, show_progress: bool = True) -> list[str]:
             extra = Protocol(f"{protocol.name}/{method.name}", protocol.version, "method inputs",
                              {f"{method.name}:{pid}": ImageRef(f"{method.name}:{pid}", pid, uri)
                               for pid, uri in files.items()}, [])
-            crops.update(prepare(extra, [method.convention], store, cfg["face"]["multi_face"], show_progress))
+            crops.update(prepare(extra, [method.convention], store, cfg["face"]["multi_face"], show_progress, **face_args))
     face_seconds = time.perf_counter() - t0
 
     backends = {family: metrics.make_backend(cls, {f.name: paths[f.name] for f in cls.weights}, cfg)
@@ -346,6 +351,9 @@ def provenance(cfg, protocol, method, hashes, data_sha=None) -> dict:
         "method": {"name": method.name, "convention": method.convention,
                    "weights_sha256": {f.name: hashes[f.name] for f in method.weights}},
         "fid": cfg["fid"] if "inception" in cfg["metrics"] else None,
+        "face_detector": {"name": cfg["face"]["detector"],
+                          "weights_sha256": {f.name: hashes[f.name]
+                                             for f in detect.detector_class(cfg["face"]["detector"]).weights}},
         "backends": {family: {"name": name, "weights_sha256": {f.name: hashes[f.name]
                                                                for f in metrics.backend_class(name).weights}}
                      for family, name in cfg["metrics"].items()},

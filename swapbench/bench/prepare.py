@@ -2,7 +2,13 @@
 
 Crops are PNG files addressed by the hash of their pixels, recorded in the store with their
 landmarks (crop pixels) and the image->crop transform. A crop made by one run is reused by every
-later run, method and metric that needs the same (image content, convention).
+later run, method and metric that needs the same (image content, convention, detector).
+
+The detector (`face.detector`) is part of a crop's key: dlib_hog crops keep the plain convention name
+("ffhq_256", as in stores written before detectors were selectable), other detectors' crops are
+filed under "<convention>@<detector>", so switching detectors never reuses another detector's crops.
+Stored landmarks are the detector's 68 dlib-compatible points where it has them, else its own points
+(5 for scrfd); methods that need 68 points fail per pair on other counts.
 """
 
 from __future__ import annotations
@@ -31,7 +37,13 @@ class Crop:
     image_sha: str | None = None
 
 
+def face_key(convention: str, detector: str = detect.DEFAULT_DETECTOR) -> str:
+    """The faces-table / crop-folder key of a convention made with a detector."""
+    return convention if detector == detect.DEFAULT_DETECTOR else f"{convention}@{detector}"
+
+
 def crop_path(store: Store, convention: str, sha: str) -> Path:
+    """convention: a face_key, e.g. "ffhq_256" or "ffhq_256@mediapipe"."""
     return store.files / "crops" / convention / sha[:2] / f"{sha}.png"
 
 
@@ -43,20 +55,23 @@ def save_png(arr: np.ndarray, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def prepare(protocol, conventions, store: Store, multi_face: str = "largest", show_progress=True) -> dict:
-    """{(image key, convention): Crop} for every image of the protocol."""
+def prepare(protocol, conventions, store: Store, multi_face: str = "largest", show_progress=True,
+            detector: str = detect.DEFAULT_DETECTOR, weights_dir=None) -> dict:
+    """{(image key, convention): Crop} for every image of the protocol, faces found by `detector`."""
+    detect.get_detector(detector, weights_dir)  # unknown name or missing model files: fail before any work
     crops: dict = {}
     with Progress(disable=not show_progress, transient=True) as progress:
         task = progress.add_task("faces", total=len(protocol.images))
         for key in protocol.images:
-            for convention, crop in _prepare_image(protocol.location(key), conventions, store, multi_face).items():
+            for convention, crop in _prepare_image(protocol.location(key), conventions, store, multi_face,
+                                                     detector, weights_dir).items():
                 crops[key, convention] = crop
             store.put_image(protocol.hash, key, crop.image_sha)
             progress.advance(task)
     return crops
 
 
-def _prepare_image(uri, conventions, store, multi_face) -> dict:
+def _prepare_image(uri, conventions, store, multi_face, detector=detect.DEFAULT_DETECTOR, weights_dir=None) -> dict:
     try:
         image = load_image(uri)
     except ImageError as exc:
@@ -64,27 +79,31 @@ def _prepare_image(uri, conventions, store, multi_face) -> dict:
     image_sha = pixel_sha(image)
     out, faces = {}, None
     for convention in conventions:
-        row = store.face(image_sha, convention)
-        if row is not None and (not row["ok"] or crop_path(store, convention, row["crop_sha"]).is_file()):
-            out[convention] = _crop_from_row(row, store, convention, image_sha)
+        key = face_key(convention, detector)
+        row = store.face(image_sha, key)
+        if row is not None and (not row["ok"] or crop_path(store, key, row["crop_sha"]).is_file()):
+            out[convention] = _crop_from_row(row, store, key, image_sha)
             continue
         if faces is None:
-            faces = detect.detect(image)
+            faces = detect.detect(image, detector, weights_dir)
         try:
-            face, choice = detect.pick(faces, image.shape, multi_face)
+            face, choice = detect.pick(faces, image.shape, multi_face, detector)
         except detect.NoFaceError as exc:
-            store.put_face(image_sha, convention, False, str(exc))
+            store.put_face(image_sha, key, False, str(exc), detector=detector)
             out[convention] = Crop(False, str(exc), image_sha=image_sha)
             continue
-        matrix = templates.estimate_transform(convention, face.landmarks, box=face.box)
+        choice = f"{detector}: {choice}"
+        # 68 dlib-compatible points where the detector has them, else its 5 (scrfd)
+        points = face.landmarks68 if face.landmarks68 is not None else face.landmarks
+        matrix = templates.estimate_transform(convention, points, box=face.box)
         _, size = templates.parse_convention(convention)
         crop = warp.align_image(image, matrix, size)
         sha = pixel_sha(crop)
-        save_png(crop, crop_path(store, convention, sha))
+        save_png(crop, crop_path(store, key, sha))
         # Rounded as stored, so a resumed run feeds methods exactly the same numbers.
-        landmarks = np.round(templates.apply_transform(matrix, face.landmarks), 3).astype(np.float32)
-        store.put_face(image_sha, convention, True, choice, landmarks, matrix, sha)
-        out[convention] = Crop(True, choice, crop_path(store, convention, sha), sha, landmarks, matrix, image_sha)
+        landmarks = np.round(templates.apply_transform(matrix, points), 3).astype(np.float32)
+        store.put_face(image_sha, key, True, choice, landmarks, matrix, sha, detector=detector)
+        out[convention] = Crop(True, choice, crop_path(store, key, sha), sha, landmarks, matrix, image_sha)
     return out
 
 

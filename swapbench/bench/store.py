@@ -44,11 +44,12 @@ CREATE TABLE IF NOT EXISTS faces (
     image_sha TEXT NOT NULL,
     convention TEXT NOT NULL,
     ok INTEGER NOT NULL,
-    reason TEXT,                     -- why no crop, or the multi-face choice
-    landmarks TEXT,                  -- [68, 2] in crop pixels, JSON
+    reason TEXT,                     -- why no crop, or the multi-face choice ("<detector>: 1 face")
+    landmarks TEXT,                  -- [N, 2] in crop pixels, JSON (68 dlib-compatible, or the detector's own)
     matrix TEXT,                     -- 2x3 image -> crop, JSON
     crop_sha TEXT,
-    PRIMARY KEY (image_sha, convention)
+    detector TEXT NOT NULL DEFAULT 'dlib_hog',  -- face.detector that found the face
+    PRIMARY KEY (image_sha, convention)  -- convention: "ffhq_256", or "ffhq_256@<detector>" (see prepare.face_key)
 );
 CREATE TABLE IF NOT EXISTS swaps (
     run_id TEXT NOT NULL,
@@ -116,6 +117,17 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self):
+        """Stores written before detectors were selectable: their faces rows all came from dlib_hog."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(faces)")}
+        if "detector" not in columns:
+            try:
+                self.db.execute("ALTER TABLE faces ADD COLUMN detector TEXT NOT NULL DEFAULT 'dlib_hog'")
+            except sqlite3.OperationalError as exc:  # another process added it first
+                if "duplicate column" not in str(exc):
+                    raise
 
     def close(self):
         self.db.close()
@@ -188,24 +200,26 @@ class Store:
     # --- faces ------------------------------------------------------------------------------
     def face(self, image_sha, convention) -> dict | None:
         row = self.db.execute(
-            "SELECT ok, reason, landmarks, matrix, crop_sha FROM faces WHERE image_sha=? AND convention=?",
+            "SELECT ok, reason, landmarks, matrix, crop_sha, detector FROM faces WHERE image_sha=? AND convention=?",
             (image_sha, convention),
         ).fetchone()
         if row is None:
             return None
-        ok, reason, lm, m, crop_sha = row
+        ok, reason, lm, m, crop_sha, detector = row
         return {
-            "ok": bool(ok), "reason": reason, "crop_sha": crop_sha,
+            "ok": bool(ok), "reason": reason, "crop_sha": crop_sha, "detector": detector,
             "landmarks": np.array(json.loads(lm), dtype=np.float32) if lm else None,
             "matrix": np.array(json.loads(m)) if m else None,
         }
 
-    def put_face(self, image_sha, convention, ok, reason=None, landmarks=None, matrix=None, crop_sha=None):
+    def put_face(self, image_sha, convention, ok, reason=None, landmarks=None, matrix=None, crop_sha=None,
+                 detector="dlib_hog"):
         self.db.execute(
-            "INSERT OR REPLACE INTO faces VALUES (?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO faces (image_sha, convention, ok, reason, landmarks, matrix, crop_sha, detector)"
+            " VALUES (?,?,?,?,?,?,?,?)",
             (image_sha, convention, int(ok), reason,
              json.dumps(np.asarray(landmarks).tolist()) if landmarks is not None else None,
-             json.dumps(matrix.tolist()) if matrix is not None else None, crop_sha),
+             json.dumps(matrix.tolist()) if matrix is not None else None, crop_sha, detector),
         )
 
     # --- swaps ------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ class FaceMesh:
     or None where no face was found.
     """
 
-    def __init__(self, path: str | Path | None = None, min_detection_confidence: float = 0.5):
+    def __init__(self, path: str | Path | None = None, min_detection_confidence: float = 0.5, num_faces: int = 1):
         from mediapipe.tasks.python.core.base_options import BaseOptions
         from mediapipe.tasks.python.vision import face_landmarker as fl
         from mediapipe.tasks.python.vision.core.vision_task_running_mode import VisionTaskRunningMode
@@ -70,7 +70,7 @@ class FaceMesh:
         options = fl.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(path or model_path())),
             running_mode=VisionTaskRunningMode.IMAGE,
-            num_faces=1,
+            num_faces=num_faces,
             min_face_detection_confidence=min_detection_confidence,
             output_face_blendshapes=True,
             output_facial_transformation_matrixes=True,
@@ -78,20 +78,25 @@ class FaceMesh:
         self._landmarker = fl.FaceLandmarker.create_from_options(options)
 
     def run(self, images) -> list[FaceMeshResult | None]:
-        import mediapipe as mp
-
         out = []
         for image in images:
-            image = np.ascontiguousarray(image)
-            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-                raise ValueError(f"expected uint8 RGB [H, W, 3], got {image.dtype} {image.shape}")
-            res = self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=image))
-            if not res.face_landmarks:
-                out.append(None)
-                continue
-            h, w = image.shape[:2]
-            lms = np.array([(p.x, p.y, p.z) for p in res.face_landmarks[0]], dtype=np.float32)
-            cats = sorted(res.face_blendshapes[0], key=lambda c: c.index)
+            faces = self.detect_all(image)
+            out.append(faces[0] if faces else None)
+        return out
+
+    def detect_all(self, image) -> list[FaceMeshResult]:
+        """Every face found in one uint8 RGB image [H, W, 3] (at most num_faces), in the model's order."""
+        import mediapipe as mp
+
+        image = np.ascontiguousarray(image)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected uint8 RGB [H, W, 3], got {image.dtype} {image.shape}")
+        res = self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=image))
+        h, w = image.shape[:2]
+        out = []
+        for i, face in enumerate(res.face_landmarks):
+            lms = np.array([(p.x, p.y, p.z) for p in face], dtype=np.float32)
+            cats = sorted(res.face_blendshapes[i], key=lambda c: c.index)
             if len(lms) != NUM_LANDMARKS or len(cats) != NUM_BLENDSHAPES:
                 raise RuntimeError(f"unexpected FaceLandmarker output: {len(lms)} landmarks, {len(cats)} blendshapes")
             out.append(
@@ -99,7 +104,7 @@ class FaceMesh:
                     landmarks=lms,
                     pixels=lms[:, :2] * np.array([w, h], dtype=np.float32),
                     blendshapes=np.array([c.score for c in cats], dtype=np.float32),
-                    transform=np.asarray(res.facial_transformation_matrixes[0], dtype=np.float32).reshape(4, 4),
+                    transform=np.asarray(res.facial_transformation_matrixes[i], dtype=np.float32).reshape(4, 4),
                 )
             )
         return out
@@ -116,10 +121,10 @@ class FaceMesh:
         self.close()
 
 
-@functools.lru_cache(maxsize=1)
-def shared() -> FaceMesh:
-    """One FaceMesh per process, shared by the mediapipe backends (IMAGE mode, not thread-safe)."""
-    mesh = FaceMesh()
+@functools.lru_cache(maxsize=None)
+def shared(num_faces: int = 1) -> FaceMesh:
+    """One FaceMesh per process and face count, shared by the mediapipe backends (IMAGE mode, not thread-safe)."""
+    mesh = FaceMesh(num_faces=num_faces)
     # Close before interpreter teardown: mediapipe's close() runs on a concurrent.futures executor
     # that is shut down before atexit handlers run, and its __del__ fails once modules are gone.
     # threading's exit hooks run in reverse order of registration, so this one runs before the

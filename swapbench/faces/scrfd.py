@@ -40,15 +40,18 @@ _SHA256 = "5838f7fe053675b1c7a08b633df49e7af5495cee0493c7dcf6697200b85b5b91"
 WEIGHTS = {
     "buffalo_l": WeightFile(
         name="insightface/buffalo_l/det_10g", filename="det_10g.onnx", url=_PACKS.format("buffalo_l"),
-        licence=_LICENCE, sha256=_SHA256, size=16_923_827, used_by=("scrfd",),
-        note="det_10g.onnx is inside buffalo_l.zip: extract it",
+        licence=_LICENCE, sha256=_SHA256, size=16_923_827, used_by=("scrfd",), manual=True,
+        note="det_10g.onnx is inside buffalo_l.zip: unzip the pack and put det_10g.onnx in the weights directory",
     ),
     "antelopev2": WeightFile(
         name="insightface/antelopev2/scrfd_10g_bnkps", filename="scrfd_10g_bnkps.onnx",
         url=_PACKS.format("antelopev2"), licence=_LICENCE, sha256=_SHA256, size=16_923_827,
-        used_by=("scrfd",), note="scrfd_10g_bnkps.onnx is inside antelopev2.zip: extract it",
+        used_by=("scrfd",), manual=True,
+        note="scrfd_10g_bnkps.onnx is inside antelopev2.zip: unzip the pack and put scrfd_10g_bnkps.onnx in the weights directory",
     ),
 }
+# The files are members of zip packs, which `bench weights download` cannot unpack: manual=True makes it
+# print the instructions instead of fetching the zip under the .onnx name.
 register(*WEIGHTS.values())
 
 # insightface's layouts by output count: (strides, anchors per cell, keypoints present)

@@ -69,9 +69,9 @@ class SwapMethod(L.LightningModule):
         try:
             out = self._checked_swap(src, tgt)
             return {"pair_id": ids, "image": out, "error": [None] * len(ids)}
-        except Exception:  # noqa: BLE001 - isolate the failing pair below
+        except Exception as exc:  # noqa: BLE001 - isolate the failing pair below
             if len(ids) == 1:
-                raise
+                return {"pair_id": ids, "image": torch.zeros_like(tgt.image), "error": [f"{type(exc).__name__}: {exc}"]}
         images, errors = [], []
         for i in range(len(ids)):
             one = slice(i, i + 1)

@@ -45,6 +45,11 @@ class Classic(SwapMethod):
     description = "Delaunay warp onto target landmarks + Lab colour transfer + Poisson blending (OpenCV)"
 
     def swap(self, source: FaceBatch, target: FaceBatch) -> torch.Tensor:
+        for role, batch in (("source", source), ("target", target)):
+            if tuple(batch.landmarks.shape[-2:]) != (68, 2):
+                raise ValueError(f"classic needs 68 dlib-compatible landmarks, the {role} crop has "
+                                 f"{batch.landmarks.shape[-2]} (face.detector scrfd gives 5 points; "
+                                 f"use dlib_hog, face_alignment or mediapipe)")
         out = []
         for i in range(len(target)):
             src = warp.to_uint8(source.image[i])
