@@ -261,3 +261,10 @@ def test_run_with_mediapipe_detector(tmp_path):
     ids = db.execute("SELECT run_id, json_extract(config, '$.face.detector') FROM runs").fetchall()
     assert len(ids) == 4 and sorted(d for _, d in ids) == ["dlib_hog"] * 2 + ["mediapipe"] * 2
     assert {d for (d,) in db.execute("SELECT detector FROM faces WHERE convention NOT LIKE '%@%'")} == {"dlib_hog"}
+
+
+def test_crops_are_keyed_by_detector_and_multi_face_policy():
+    from swapbench.bench.prepare import face_key
+
+    keys = {face_key("ffhq_256", d, p) for d in ("dlib_hog", "mediapipe") for p in ("largest", "central", "fail")}
+    assert len(keys) == 6 and face_key("ffhq_256") == "ffhq_256"  # defaults keep the old key

@@ -6,7 +6,8 @@ later run, method and metric that needs the same (image content, convention, det
 
 The detector (`face.detector`) is part of a crop's key: dlib_hog crops keep the plain convention name
 ("ffhq_256", as in stores written before detectors were selectable), other detectors' crops are
-filed under "<convention>@<detector>", so switching detectors never reuses another detector's crops.
+filed under "<convention>@<detector>" (and "+<policy>" for a multi-face policy other than largest), so
+switching detectors or policies never reuses crops made another way.
 Stored landmarks are the detector's 68 dlib-compatible points where it has them, else its own points
 (5 for scrfd); methods that need 68 points fail per pair on other counts.
 """
@@ -37,9 +38,13 @@ class Crop:
     image_sha: str | None = None
 
 
-def face_key(convention: str, detector: str = detect.DEFAULT_DETECTOR) -> str:
-    """The faces-table / crop-folder key of a convention made with a detector."""
-    return convention if detector == detect.DEFAULT_DETECTOR else f"{convention}@{detector}"
+def face_key(convention: str, detector: str = detect.DEFAULT_DETECTOR, multi_face: str = "largest") -> str:
+    """The faces-table / crop-folder key of a convention made with a detector and a multi-face policy.
+
+    Defaults keep the plain convention name, so stores written before detectors were selectable stay valid.
+    """
+    key = convention if detector == detect.DEFAULT_DETECTOR else f"{convention}@{detector}"
+    return key if multi_face == "largest" else f"{key}+{multi_face}"
 
 
 def crop_path(store: Store, convention: str, sha: str) -> Path:
@@ -79,7 +84,7 @@ def _prepare_image(uri, conventions, store, multi_face, detector=detect.DEFAULT_
     image_sha = pixel_sha(image)
     out, faces = {}, None
     for convention in conventions:
-        key = face_key(convention, detector)
+        key = face_key(convention, detector, multi_face)
         row = store.face(image_sha, key)
         if row is not None and (not row["ok"] or crop_path(store, key, row["crop_sha"]).is_file()):
             out[convention] = _crop_from_row(row, store, key, image_sha)

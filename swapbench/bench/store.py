@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS faces (
     matrix TEXT,                     -- 2x3 image -> crop, JSON
     crop_sha TEXT,
     detector TEXT NOT NULL DEFAULT 'dlib_hog',  -- face.detector that found the face
-    PRIMARY KEY (image_sha, convention)  -- convention: "ffhq_256", or "ffhq_256@<detector>" (see prepare.face_key)
+    PRIMARY KEY (image_sha, convention)  -- convention: "ffhq_256", "ffhq_256@<detector>", "...+<policy>" (see prepare.face_key)
 );
 CREATE TABLE IF NOT EXISTS swaps (
     run_id TEXT NOT NULL,
