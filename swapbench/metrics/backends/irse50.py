@@ -1,6 +1,6 @@
 """ArcFace IR-SE50 (TreB1eN/InsightFace_Pytorch, as used by pSp and REFace) and REFace's ID protocol.
 
-The network follows TreB1eN's `Backbone(112, 50, 'ir_se')`, whose module names are the keys of the
+The network (swapbench.faces.irse50, shared with the REFace method) follows TreB1eN's `Backbone(112, 50, 'ir_se')`, whose module names are the keys of the
 released model_ir_se50.pth (a plain state_dict), so it loads with strict=True:
 
 - input_layer: 3x3 conv (64, no bias), BatchNorm2d, PReLU;
@@ -36,79 +36,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from swapbench.bench.weights import WeightFile, register, resolve
+from swapbench.bench.weights import resolve
 from swapbench.faces import parsing
+from swapbench.faces.irse50 import (  # noqa: F401 - re-exported: the network lives in faces
+    IRSE50,
+    IRSE50_WEIGHTS,
+    REFACE_CROP,
+    REFACE_POOL,
+    REFACE_RESIZE,
+    STAGES,
+    BottleneckIRSE,
+    SEModule,
+    reface_pool_crop,
+)
 from swapbench.metrics.backends.base import FeatureBackend, Features, register_backend
 from swapbench.metrics.backends.common import load_state_dict, to_uint8_rgb
-
-IRSE50_WEIGHTS = register(
-    WeightFile(
-        name="arcface/model_ir_se50",
-        filename="model_ir_se50.pth",
-        url="https://drive.google.com/file/d/1KW7bjndL3QG3sxBbZxreGHigcCCpsDgn/view",
-        licence="code MIT (TreB1eN/InsightFace_Pytorch, pSp); weights trained on MS-Celeb-1M derived data, research use",
-        used_by=("arcface_irse50_reface", "arcface_irse50_reface_ffpp", "reface"),
-        note=("the 'Arcface ID retrieval model' link of the REFace README (the pSp IR-SE50 file, Google Drive); "
-              "also in the Hugging Face repo Sanoojan/REFace under Other_dependencies/arcface/"),
-        manual=True,  # a Google Drive page, not a direct link
-    )
-)[0]
-
-STAGES = ((64, 64, 3), (64, 128, 4), (128, 256, 14), (256, 512, 3))  # (in, out, units) of IR-50
-REFACE_RESIZE = 112
-REFACE_POOL = 256
-REFACE_CROP = (slice(35, 223), slice(32, 220))  # rows, columns of the 256 image
-
-
-class SEModule(nn.Module):
-    def __init__(self, channels: int, reduction: int = 16):
-        super().__init__()
-        self.fc1 = nn.Conv2d(channels, channels // reduction, 1, bias=False)
-        self.fc2 = nn.Conv2d(channels // reduction, channels, 1, bias=False)
-
-    def forward(self, x):
-        w = torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean(dim=(2, 3), keepdim=True)))))
-        return x * w
-
-
-class BottleneckIRSE(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int):
-        super().__init__()
-        if cin == cout:
-            self.shortcut_layer = nn.MaxPool2d(1, stride)  # a strided subsampling, no parameters
-        else:
-            self.shortcut_layer = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-        self.res_layer = nn.Sequential(
-            nn.BatchNorm2d(cin),
-            nn.Conv2d(cin, cout, 3, 1, 1, bias=False),
-            nn.PReLU(cout),
-            nn.Conv2d(cout, cout, 3, stride, 1, bias=False),
-            nn.BatchNorm2d(cout),
-            SEModule(cout),
-        )
-
-    def forward(self, x):
-        return self.res_layer(x) + self.shortcut_layer(x)
-
-
-class IRSE50(nn.Module):
-    """IR-SE50 on 112 x 112 inputs in [-1, 1]: [B, 3, 112, 112] -> L2-normalised [B, 512]."""
-
-    def __init__(self):
-        super().__init__()
-        self.input_layer = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.PReLU(64))
-        # output_layer before body: the release's key order
-        self.output_layer = nn.Sequential(
-            nn.BatchNorm2d(512), nn.Dropout(0.6), nn.Flatten(), nn.Linear(512 * 7 * 7, 512), nn.BatchNorm1d(512)
-        )
-        units = []
-        for cin, cout, n in STAGES:
-            units += [BottleneckIRSE(cin, cout, 2)] + [BottleneckIRSE(cout, cout, 1) for _ in range(n - 1)]
-        self.body = nn.Sequential(*units)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.output_layer(self.body(self.input_layer(x))), dim=1)
-
 
 def reface_input(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """REFace's IR-SE50 input [B, 3, 112, 112] from RGB images [B, 3, H, W] in [0, 1] and 0/1 masks [B, H, W]."""
@@ -118,8 +60,7 @@ def reface_input(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     x = torch.from_numpy(np.stack(small)).permute(0, 3, 1, 2).float().div(255).sub(0.5).div(0.5).to(masks.device)
     m = F.interpolate(masks[:, None].float(), size=(REFACE_RESIZE, REFACE_RESIZE), mode="bilinear",
                       align_corners=False, antialias=False)
-    x = F.adaptive_avg_pool2d(x * m, REFACE_POOL)[:, :, REFACE_CROP[0], REFACE_CROP[1]]
-    return F.adaptive_avg_pool2d(x, REFACE_RESIZE)
+    return reface_pool_crop(x * m)
 
 
 class REFaceID(nn.Module):
