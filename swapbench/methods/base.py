@@ -27,6 +27,7 @@ class FaceBatch:
 
     image: torch.Tensor
     landmarks: torch.Tensor
+    pair_id: list[str] | None = None  # one id per row; seeds the pair's random draws (pair_generator)
 
     def __len__(self) -> int:
         return self.image.shape[0]
@@ -53,6 +54,14 @@ class SwapMethod(L.LightningModule):
     def convention(self) -> str:
         return f"{self.crop}_{self.size}"
 
+    seed: int = 0  # run seed (engine.seed); with the pair id it seeds every random draw of a swap
+
+    def pair_generator(self, pair_id: str, device: torch.device | str = "cpu") -> torch.Generator:
+        """A torch.Generator on `device` seeded by (run seed, pair id): a swap never depends on its batch."""
+        from swapbench.methods.diffusion.noise import pair_generator
+
+        return pair_generator(self.seed, pair_id, device)
+
     def load_weights(self, state: dict[str, object]) -> None:
         """Receive the loaded contents of `weights`, keyed by WeightFile.name."""
         if self.weights:
@@ -63,9 +72,9 @@ class SwapMethod(L.LightningModule):
         raise NotImplementedError
 
     def predict_step(self, batch, batch_idx: int = 0):
-        src = FaceBatch(batch["source"], batch["source_landmarks"])
-        tgt = FaceBatch(batch["target"], batch["target_landmarks"])
         ids = list(batch["pair_id"])
+        src = FaceBatch(batch["source"], batch["source_landmarks"], ids)
+        tgt = FaceBatch(batch["target"], batch["target_landmarks"], ids)
         try:
             out = self._checked_swap(src, tgt)
             return {"pair_id": ids, "image": out, "error": [None] * len(ids)}
@@ -77,7 +86,8 @@ class SwapMethod(L.LightningModule):
             one = slice(i, i + 1)
             try:
                 images.append(self._checked_swap(
-                    FaceBatch(src.image[one], src.landmarks[one]), FaceBatch(tgt.image[one], tgt.landmarks[one])
+                    FaceBatch(src.image[one], src.landmarks[one], ids[one]),
+                    FaceBatch(tgt.image[one], tgt.landmarks[one], ids[one]),
                 ))
                 errors.append(None)
             except Exception as exc:  # noqa: BLE001 - recorded per pair, never dropped
