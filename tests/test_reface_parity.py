@@ -98,18 +98,20 @@ def test_inpaint_latents_and_one_unet_call(net, inputs):
 
 
 @torch.no_grad()
-def test_ddim_steps_and_decode(net):
-    # The first 10 of the 50 official steps (CI time); the official chain to step 50 is compared through
-    # its stored final latents, decoded by the port.
+def test_ddim_50_steps_and_decode(net):
+    """The whole official chain: same start noise, same schedule, 50 DDIM steps with CFG 3.5.
+
+    Measured here: eps 4e-6 at t=981; latents 2.6e-6 after step 1 growing to 7.8e-5 after step 50;
+    pred_x0 3e-4 on values up to 70; decoded image 3.5e-6.
+    """
     record = []
-    net.sample(t("token"), t("z_inpaint"), t("mask_lat"), t("x_T"), steps=50, guidance_scale=3.5, record=record,
-               stop_after=10)
-    xs = torch.stack([t("x_T")] + [record[i][1] for i in (0, 9)])
-    # Same noise, same schedule: float32 differences of the UNet (~1e-5) carried through the steps.
-    torch.testing.assert_close(xs, t("x_inter")[:3], rtol=0, atol=1e-4)
-    steps = [i for i in G["pred_x0_steps"] if i < 10]
-    x0 = torch.stack([record[i][2] for i in steps])
+    z = net.sample(t("token"), t("z_inpaint"), t("mask_lat"), t("x_T"), steps=50, guidance_scale=3.5, record=record)
+    xs = torch.stack([t("x_T")] + [record[i][1] for i in (0, 9, 19, 29, 39, 49)])
+    # float32 differences of the UNet (~4e-6 per call) accumulate over 50 steps: 2e-4 on latents of order one
+    torch.testing.assert_close(xs, t("x_inter"), rtol=0, atol=2e-4)
+    x0 = torch.stack([record[i][2] for i in G["pred_x0_steps"]])
     # pred_x0 = (x - sqrt(1 - a) eps) / sqrt(a): near t=981 an eps difference is amplified by
-    # sqrt((1 - a) / a) ~ 15, so 1e-5 on eps is ~1.5e-4 on pred_x0 (whose values reach ~20).
-    torch.testing.assert_close(x0, t("pred_x0")[: len(steps)], rtol=1e-4, atol=5e-4)
+    # sqrt((1 - a) / a) ~ 15 and the values reach ~70, so a relative tolerance
+    torch.testing.assert_close(x0, t("pred_x0"), rtol=1e-5, atol=1e-3)
     torch.testing.assert_close(net.decode(t("x_inter")[-1]), t("image"), **TOL)
+    torch.testing.assert_close(net.decode(z), t("image"), **TOL)

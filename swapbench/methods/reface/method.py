@@ -269,7 +269,7 @@ class REFace(SwapMethod):
 
     # --- swap ----------------------------------------------------------------------------------------------
 
-    def _dtype(self) -> torch.dtype | None:
+    def _autocast_dtype(self) -> torch.dtype | None:
         return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": None}[self.options.precision]
 
     @torch.no_grad()
@@ -299,7 +299,7 @@ class REFace(SwapMethod):
     def generate(self, src_img, src_mask, tgt_img, tgt_face, landmarks, gens, out_size: int | None = None,
                  posterior_noise=None, x_T=None, record=None) -> torch.Tensor:
         """The sampler on prepared inputs: images [B, 3, R, R] in [0, 1], 0/1 masks [B, R, R], landmarks [B, 136]."""
-        opt, res, dtype = self.options, self.arch.resolution, self._dtype()
+        opt, res, dtype = self.options, self.arch.resolution, self._autocast_dtype()
         dev = tgt_img.device
         target = tgt_img * 2.0 - 1.0
         keep = 1.0 - tgt_face[:, None]
