@@ -125,3 +125,16 @@ def test_swap_depends_on_pair_not_batch(tiny_method):
     torch.testing.assert_close(one[0], out3[1], rtol=0, atol=1e-5)
     other = tiny_method.swap(FaceBatch(src[1:2], slm[1:2], ["z"]), FaceBatch(tgt[1:2], tlm[1:2], ["z"]))
     assert (other[0] - out3[1]).abs().max() > 1e-3  # another pair id, other noise
+
+
+@pytest.mark.parametrize("name,protocol", [("reface_ffhq", "ffhq"), ("reface_celebahq", "celebahq")])
+def test_presets_reproduce_the_paper_evaluation(name, protocol):
+    from pathlib import Path
+
+    from swapbench.bench import config
+
+    cfg = config.load([Path(__file__).parent.parent / "configs" / f"{name}.yaml"])
+    assert cfg["protocol"] == protocol and cfg["subset"] is None and cfg["methods"] == ["reface"]
+    assert cfg["metrics"] == {"identity": "arcface_irse50_reface", "pose": "hopenet", "expression": "deep3d_exp",
+                              "inception": "fid_helper_inception"}
+    assert REFace.Options(**cfg["reface"]) == REFace.Options()  # the official sampler settings
