@@ -37,11 +37,3 @@ def test_reface_runs_end_to_end_with_official_format_files(tmp_path, monkeypatch
     files = store.parent / "r.files" / "runs" / run_id
     for pair_id, _ in rows:
         assert np.asarray(Image.open(files / "raw" / f"{pair_id}.png")).shape == (512, 512, 3)  # REFace's crop
-
-
-def test_missing_checkpoint_stops_before_work(tmp_path):
-    store = tmp_path / "r.sqlite"
-    proc = bench("run", "--no-progress", "--method", "reface", "--subset", "1", "--weights-dir", str(tmp_path),
-                 store=store, check=False)
-    assert proc.returncode != 0
-    assert "last.ckpt" in proc.stderr and "hf://Sanoojan/REFace/last.ckpt" in proc.stderr
