@@ -9,7 +9,7 @@ import pytest
 
 from datafixtures import (celebahq_tree, face, ffhq_tree, ffpp_tree, frame_number, moving_frames, square,
                           write_video)
-from swapbench.bench import cli
+from swapbench import cli
 from swapbench.datasets import DataError, PROTOCOLS, get_protocol, load_protocol
 from swapbench.datasets.files import PROTOCOL_DIR
 from swapbench.datasets.images import ImageError, load_image

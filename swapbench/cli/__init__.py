@@ -23,7 +23,7 @@ from pathlib import Path
 from rich.console import Console
 
 from swapbench.bench import config as config_mod
-from swapbench.bench.output import Columns, emit
+from swapbench.cli.output import Columns, emit
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -420,7 +420,7 @@ def cmd_weights(args) -> int:
                      "status": state, "path": str(st.path) if st.path else None,
                      "put_it_in": str(dirs[0] / f.filename)})
     emit(rows, Columns.of(("name", "name"), ("file", "file"), ("format", "format"), ("used_by", "used by"),
-                          ("licence", "licence"), ("sha256", "sha256"), ("source", "source"), ("url", "URL"),
+                          ("licence", "licence"), ("size", "size"), ("sha256", "sha256"), ("source", "source"), ("url", "URL"),
                           ("status", "status"), ("path", "path"), ("put_it_in", "where to put it")),
          args.format, console=console)
     labels = (["--weights-dir / config weights_dir"] if args.weights_dir else []) \
