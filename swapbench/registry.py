@@ -21,6 +21,15 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
+class UnknownName(KeyError):
+    """A name the user gave (method, backend, protocol, option, config key, file) that is not known.
+
+    A KeyError, so code that looks names up keeps working; its message is the plain sentence."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 def _reference(obj) -> str:
     """The "module:qualname" a class or function is importable as (other objects: their repr)."""
     if hasattr(obj, "__module__") and hasattr(obj, "__qualname__"):
@@ -92,7 +101,7 @@ class Registry(Generic[T]):
     def _entry(self, name: str):
         self._load_plugins()
         if name not in self._entries:
-            raise KeyError(f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._entries)) or 'none'}")
+            raise UnknownName(f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._entries)) or 'none'}")
         return self._entries[name]
 
     def _load_plugins(self) -> None:

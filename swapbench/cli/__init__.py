@@ -39,10 +39,11 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     import yaml
 
     from swapbench.datasets.protocol import DataError
+    from swapbench.registry import UnknownName
     from swapbench.weights import WeightsError
     from swapbench.weights.download import DownloadError
 
-    return (UserError, KeyError, ValueError, TypeError, FileNotFoundError, PermissionError, NotImplementedError,
+    return (UserError, UnknownName, ValueError, TypeError, FileNotFoundError, PermissionError, NotImplementedError,
             WeightsError, DataError, DownloadError, yaml.YAMLError)
 
 
@@ -183,7 +184,7 @@ def main(argv=None) -> int:
     except _user_error_types() as exc:
         if args.debug:
             traceback.print_exc()
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        message = str(exc)
         err.print(f"[bold red]error:[/bold red] {message}", highlight=False, markup=True)
         return EXIT_USER
     except Exception as exc:  # noqa: BLE001 - anything else is a bug: short message, traceback in a file
@@ -299,7 +300,7 @@ def _reason_kind(reason: str) -> str:
 
 
 def cmd_list(args) -> int:
-    from swapbench import metrics, methods, weights
+    from swapbench import methods, metrics, weights
     from swapbench.datasets import PROTOCOLS
     from swapbench.methods.base import option_fields
 

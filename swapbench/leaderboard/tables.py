@@ -126,6 +126,8 @@ def write(store: Store, out_dir: Path, protocol: str | None = None, include_unpu
     out_dir.mkdir(parents=True, exist_ok=True)
     df = collect(store, protocol, include_unpublishable)
     written = []
+    if df.empty:
+        return written
     for name, part in df.groupby("protocol"):
         grid = comparison_grid(store, part, out_dir / f"{name}_grid.png")
         frames = frame_grid(store, part, out_dir / f"{name}_frames.png")

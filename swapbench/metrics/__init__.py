@@ -16,7 +16,7 @@ from swapbench.metrics.expression import ExpressionError
 from swapbench.metrics.gaze import GazeError
 from swapbench.metrics.identity import IdentityMetric
 from swapbench.metrics.pose import PoseError
-from swapbench.registry import Registry
+from swapbench.registry import Registry, UnknownName
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def all_backends() -> dict[str, type[FeatureBackend]]:
 def make_metric(family: str, **context):
     """The torchmetrics Metric of a family; context carries what it needs (e.g. the identity gallery)."""
     if family not in FAMILIES or FAMILIES[family].compares_with == "reference":
-        raise KeyError(f"no per-pair metric for family {family!r}; per-pair families: "
+        raise UnknownName(f"no per-pair metric for family {family!r}; per-pair families: "
                        f"{', '.join(f for f, v in FAMILIES.items() if v.compares_with != 'reference')}")
     return FAMILIES[family].metric(**context)
 
