@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def bench(*args, store=None, check=True, timeout=900, env=None):
     """Run the `bench` command line in a subprocess, as a user would."""
-    cmd = [sys.executable, "-m", "swapbench.bench.cli", *args]
+    cmd = [sys.executable, "-m", "swapbench.cli", *args]
     if store is not None and args and args[0] in ("run", "leaderboard"):
         cmd += ["--store", str(store)]
     full_env = {**os.environ, **(env or {})}

@@ -97,7 +97,9 @@ def test_split_groups_and_lightning_unwrap():
 
 
 def test_cached_conversion_runs_once(tmp_path, monkeypatch):
-    monkeypatch.setenv("SWAPBENCH_CONVERTED", str(tmp_path / "cache"))
+    import swapbench.weights
+
+    monkeypatch.setattr(swapbench.weights.platformdirs, "user_cache_dir", lambda *a, **k: str(tmp_path))
     calls = []
 
     def convert(path):
@@ -109,4 +111,4 @@ def test_cached_conversion_runs_once(tmp_path, monkeypatch):
     a = cached_conversion(src, "ab" * 32, "test-v1", convert)
     b = cached_conversion(src, "ab" * 32, "test-v1", convert)
     assert len(calls) == 1 and torch.equal(a["w"], b["w"])
-    assert list((tmp_path / "cache").glob("*.safetensors"))
+    assert list((tmp_path / "converted").glob("*.safetensors"))

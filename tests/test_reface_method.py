@@ -9,7 +9,7 @@ pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
 from reface_inputs import manifest, random_official_state, write_lightning_checkpoint  # noqa: E402
-from swapbench.bench.weights import WeightsError  # noqa: E402
+from swapbench.weights import WeightsError  # noqa: E402
 from swapbench.faces import parsing  # noqa: E402
 from swapbench.methods import get  # noqa: E402
 from swapbench.methods.base import FaceBatch  # noqa: E402
@@ -100,7 +100,7 @@ def test_wrong_checkpoint_is_a_weights_error_naming_the_file(tiny_method):
 
 
 def test_missing_files_name_the_official_urls(tmp_path):
-    from swapbench.bench.weights import resolve
+    from swapbench.weights import resolve
 
     with pytest.raises(WeightsError) as e:
         resolve(REFace.weights, tmp_path)
@@ -111,14 +111,16 @@ def test_missing_files_name_the_official_urls(tmp_path):
 def test_lightning_file_converts_once_into_the_cache(tmp_path, monkeypatch, tiny_method):
     import swapbench.methods.reface.method as method_mod
 
-    monkeypatch.setenv("SWAPBENCH_CONVERTED", str(tmp_path / "cache"))
+    import swapbench.weights
+
+    monkeypatch.setattr(swapbench.weights.platformdirs, "user_cache_dir", lambda *a, **k: str(tmp_path))
     ckpt = write_lightning_checkpoint(tmp_path / "last.ckpt", tiny=True)
     calls = []
     real = method_mod.convert_checkpoint
     monkeypatch.setattr(method_mod, "convert_checkpoint", lambda *a: calls.append(1) or real(*a))
     first = tiny_method._convert_file(ckpt)
     second = tiny_method._convert_file(ckpt)
-    assert len(calls) == 1 and len(list((tmp_path / "cache").glob("*.safetensors"))) == 1
+    assert len(calls) == 1 and len(list((tmp_path / "converted").glob("*.safetensors"))) == 1
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
     assert first.keys() == tiny_method.net.state_dict().keys()
 

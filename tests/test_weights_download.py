@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from swapbench.bench import cli, download, weights
-from swapbench.bench.weights import WeightFile
+from swapbench import cli, weights
+from swapbench.weights import download
+from swapbench.weights import WeightFile
 
 REPO = Path(__file__).resolve().parents[1]
 PAYLOAD = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
@@ -119,14 +120,14 @@ def registry():
     added = []
 
     def add(**kw):
-        f = WeightFile(**{"licence": "test-only", "used_by": ("testmethod",), **kw})
+        f = WeightFile(**{"licence": "test-only", **kw})
         weights.register(f)
         added.append(f.name)
         return f
 
     yield add
     for name in added:
-        weights.REGISTRY.pop(name, None)
+        weights.FILES.discard(name)
 
 
 def run_cli(capsys, monkeypatch, *argv):
@@ -218,7 +219,7 @@ def test_corrupted_file_is_rejected(server, wdir, registry):
 
 
 def test_file_without_url_prints_instructions(server, wdir, registry, capsys, monkeypatch):
-    f = registry(name="test/gated", filename="gated.pth", url="", sha256=SHA,
+    registry(name="test/gated", filename="gated.pth", url="", sha256=SHA,
                  note="fill in the licence form at the authors' page")
     rc, out, errtext = run_cli(capsys, monkeypatch, "weights", "download", "test/gated", "--weights-dir", str(wdir))
     assert rc == 1  # the file is still not there
@@ -236,7 +237,7 @@ def test_no_network_is_one_line_without_traceback(wdir, registry, capsys, monkey
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     registry(name="test/offline", filename="offline.pth", url=f"http://127.0.0.1:{port}/offline.pth", sha256=SHA)
-    rc, out, errtext = run_cli(capsys, monkeypatch, "weights", "download", "--for", "testmethod",
+    rc, out, errtext = run_cli(capsys, monkeypatch, "weights", "download", "test/offline",
                                "--weights-dir", str(wdir), "--no-progress")
     assert rc != 0
     lines = errtext.strip().splitlines()
@@ -255,29 +256,35 @@ def test_weights_lists_present_missing_and_mismatch(server, wdir, registry, caps
     (wdir / "bad.pth").write_bytes(PAYLOAD[:-1])
     (wdir / "nosha.pth").write_bytes(b"x")
     (wdir / "absent.pth.part").write_bytes(PAYLOAD[:5000])
-    rc, out, _ = run_cli(capsys, monkeypatch, "weights", "--weights-dir", str(wdir))
+    rc, out, errtext = run_cli(capsys, monkeypatch, "weights", "--weights-dir", str(wdir), "--format", "json")
     assert rc == 0
-    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 5}
-    assert "│ present " in rows["good.pth"] and "300,000" in rows["good.pth"] and SHA[:12] in rows["good.pth"]
-    assert "testmethod" in rows["good.pth"] and "test-only" in rows["good.pth"] and "http" in rows["good.pth"]
-    assert "checksum mismatch" in rows["bad.pth"]
-    assert "missing (5,000 bytes downloaded" in rows["absent.pth"] and "│ hf " in rows["absent.pth"]
-    assert "present (unverified)" in rows["nosha.pth"] and "manual" in rows["nosha.pth"]
-    assert f"{wdir} (--weights-dir / config weights_dir)" in out
+    rows = {r["file"]: r for r in json.loads(out)}
+    good = rows["good.pth"]
+    assert (good["status"], good["size"], good["sha256"], good["source"]) == ("present", len(PAYLOAD), SHA, "http")
+    assert good["licence"] == "test-only" and good["used_by"] == [] and good["path"] == str(wdir / "good.pth")
+    assert rows["bad.pth"]["status"] == "checksum mismatch"
+    assert rows["absent.pth"]["status"].startswith("missing (5,000 bytes downloaded") and rows["absent.pth"]["source"] == "hf"
+    assert rows["nosha.pth"]["status"] == "present (unverified)" and rows["nosha.pth"]["source"] == "manual"
+    assert f"{wdir} (--weights-dir / config weights_dir)" in errtext
     # ...and a run refuses the mismatching file before any work, naming both checksums.
     with pytest.raises(weights.WeightsError, match=f"expected sha256 {SHA}, got {hashlib.sha256(PAYLOAD[:-1]).hexdigest()}"):
-        weights.resolve([weights.REGISTRY["test/bad"]], wdir)
+        weights.resolve([weights.FILES.get("test/bad")], wdir)
 
 
 def test_select_by_name_filename_and_user(registry):
-    a = registry(name="test/a", filename="a.pth", url="https://example.org/a", used_by=("m1",))
-    b = registry(name="test/b", filename="b.pth", url="https://example.org/b", used_by=("m1", "backend2"))
-    assert download.select(["test/a"]) == [a] and download.select(["b.pth"]) == [b]
-    assert download.select([], ["m1"]) == [a, b] and download.select(["a.pth"], ["backend2"]) == [a, b]
+    from swapbench.bench.catalogue import select
+    from swapbench.methods.ghost import ARCFACE_FILE, GENERATOR_FILES
+
+    a = registry(name="test/a", filename="a.pth", url="https://example.org/a")
+    b = registry(name="test/b", filename="b.pth", url="https://example.org/b")
+    assert select(["test/a"]) == [a] and select(["b.pth"]) == [b]
+    # users are derived from the classes that declare a file
+    assert select([], ["ghost"]) == [GENERATOR_FILES[2], ARCFACE_FILE]
+    assert select(["a.pth"], ["ghost_1block"]) == [a, GENERATOR_FILES[1], ARCFACE_FILE]
     with pytest.raises(KeyError, match="unknown weight file 'nope'"):
-        download.select(["nope"])
-    with pytest.raises(KeyError, match="no registered weight file is used by 'm9'"):
-        download.select([], ["m9"])
+        select(["nope"])
+    with pytest.raises(KeyError, match="no weight files are used by 'm9'"):
+        select([], ["m9"])
 
 
 def test_hf_url_parsing():
@@ -289,7 +296,8 @@ def test_hf_url_parsing():
 
 HF_SCRIPT = """
 import json, sys
-from swapbench.bench import download, weights
+from swapbench import weights
+from swapbench.weights import download
 f = weights.WeightFile(name="test/hf", filename="hfmodel.bin", url="hf://owner/repo/sub/model.bin",
                        sha256=sys.argv[2], licence="test-only")
 weights.register(f)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from swapbench.bench.weights import WeightFile, register
+from swapbench.weights import WeightFile, register
 
 IRSE50_WEIGHTS = register(
     WeightFile(
@@ -32,7 +32,6 @@ IRSE50_WEIGHTS = register(
         filename="model_ir_se50.pth",
         url="https://drive.google.com/file/d/1KW7bjndL3QG3sxBbZxreGHigcCCpsDgn/view",
         licence="code MIT (TreB1eN/InsightFace_Pytorch, pSp); weights trained on MS-Celeb-1M derived data, research use",
-        used_by=("arcface_irse50_reface", "arcface_irse50_reface_ffpp", "reface"),
         note=("the 'Arcface ID retrieval model' link of the REFace README (the pSp IR-SE50 file, Google Drive); "
               "also in the Hugging Face repo Sanoojan/REFace under Other_dependencies/arcface/"),
         manual=True,  # a Google Drive page, not a direct link

@@ -45,15 +45,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from swapbench.bench.weights import WeightFile, WeightsError, register as register_weights
 from swapbench.faces import parsing
-from swapbench.methods import register
 from swapbench.methods.base import FaceBatch, SwapMethod
 from swapbench.methods.diffusion import ldm_ddim_scheduler, randn_per_pair, sample_diagonal_gaussian
 from swapbench.methods.diffusion.convert import unwrap_lightning
 from swapbench.methods.diffusion.schedule import ddim_cfg_step
 from swapbench.methods.reface import model as M
 from swapbench.methods.reface.convert import CONVERTER_VERSION, convert_checkpoint
+from swapbench.weights import WeightFile, WeightsError
 
 CHECKPOINT = WeightFile(
     name="reface/last",
@@ -61,11 +60,10 @@ CHECKPOINT = WeightFile(
     url="hf://Sanoojan/REFace/last.ckpt",
     licence=("code MIT (Sanoojan/REFace); model derived from Paint-by-Example / Stable Diffusion v1-4 "
              "(CreativeML Open RAIL-M use restrictions apply) and trained on CelebAMask-HQ: non-commercial use only"),
-    used_by=("reface",),
+    format="checkpoint",
     note=("REFace's Lightning checkpoint (UNet, VAE, CLIP ViT-L/14, mapper, projections, IR-SE50); converted "
           "to diffusers on first use and cached as safetensors keyed by its sha256"),
 )
-register_weights(CHECKPOINT)
 PARSER = parsing.WEIGHTS
 
 
@@ -172,7 +170,6 @@ class REFaceModel(torch.nn.Module):
         return ((self.vae.decode(z / M.SCALE_FACTOR).sample.float() + 1.0) / 2.0).clamp(0, 1)
 
 
-@register
 class REFace(SwapMethod):
     """REFace: inpainting latent diffusion conditioned on CLIP, IR-SE50 identity and landmarks."""
 
@@ -193,14 +190,13 @@ class REFace(SwapMethod):
         tiny: bool = False  # TEST ONLY: model.TINY, a reduced architecture for CPU tests with random weights
 
     def __init__(self, options: Options | Mapping | None = None):
-        super().__init__()
         if options is None:
             options = self.Options()
         elif isinstance(options, Mapping):
             options = self.Options(**options)
         if options.steps < 1 or options.eta < 0 or options.precision not in ("fp16", "bf16", "fp32"):
             raise ValueError(f"invalid REFace options: {options}")
-        self.options = options
+        super().__init__(options)
         self.save_hyperparameters(asdict(options))
         self.arch = M.TINY if options.tiny else M.FULL
         self.net = REFaceModel(self.arch)
@@ -209,13 +205,6 @@ class REFace(SwapMethod):
         self.pair_notes: dict[str, str] = {}  # e.g. "no face found by dlib in the target: zero landmarks"
         if options.tiny:
             self.publishable = False
-
-    @classmethod
-    def from_config(cls, cfg: Mapping) -> REFace:
-        """Options from the config section `reface`, seed from `engine.seed`."""
-        inst = cls(dict(cfg.get(cls.name) or {}))
-        inst.seed = int(cfg.get("engine", {}).get("seed", 0))
-        return inst
 
     # --- weights -------------------------------------------------------------------------------------------
 
@@ -247,8 +236,7 @@ class REFace(SwapMethod):
         return out
 
     def _convert_file(self, path: Path) -> dict[str, torch.Tensor]:
-        from swapbench.bench.weights import sha256_of
-        from swapbench.methods.diffusion.convert import cached_conversion
+        from swapbench.weights import cached_conversion, sha256_of
 
         tag = CONVERTER_VERSION + ("-tiny" if self.options.tiny else "")
         return cached_conversion(path, sha256_of(path), tag, lambda p: self._convert(load_lightning(p)))

@@ -36,7 +36,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from swapbench.bench.weights import resolve
 from swapbench.faces import parsing
 from swapbench.faces.irse50 import (  # noqa: F401 - re-exported: the network lives in faces
     IRSE50,
@@ -49,8 +48,9 @@ from swapbench.faces.irse50 import (  # noqa: F401 - re-exported: the network li
     SEModule,
     reface_pool_crop,
 )
-from swapbench.metrics.backends.base import FeatureBackend, Features, register_backend
-from swapbench.metrics.backends.common import load_state_dict, to_uint8_rgb
+from swapbench.metrics.backends.base import FeatureBackend, Features
+from swapbench.metrics.backends.common import to_uint8_rgb
+from swapbench.weights import strip_prefix
 
 def reface_input(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """REFace's IR-SE50 input [B, 3, 112, 112] from RGB images [B, 3, H, W] in [0, 1] and 0/1 masks [B, H, W]."""
@@ -76,7 +76,6 @@ class REFaceID(nn.Module):
         return self.net(reface_input(images, masks))
 
 
-@register_backend
 class ArcFaceIRSE50REFace(FeatureBackend):
     """ArcFace IR-SE50 embeddings of parsing-masked faces, as REFace's ID retrieval computes them."""
 
@@ -92,12 +91,10 @@ class ArcFaceIRSE50REFace(FeatureBackend):
 
     def __init__(self, files=None, device="cpu"):
         super().__init__(files, device)
-        if not all(f.name in self.files for f in self.weights):
-            self.files = {**self.files, **resolve(self.weights)}
         net = IRSE50()
-        net.load_state_dict(load_state_dict(self.files[IRSE50_WEIGHTS.name]), strict=True)
+        net.load_state_dict(strip_prefix(self.open(IRSE50_WEIGHTS)), strict=True)
         bisenet = parsing.BiSeNet()
-        bisenet.load_state_dict(load_state_dict(self.files[parsing.WEIGHTS.name]), strict=True)
+        bisenet.load_state_dict(strip_prefix(self.open(parsing.WEIGHTS)), strict=True)
         # `module` is the attribute the engine's feature extractor moves to the device.
         self.module = REFaceID(net, parsing.FaceParser(bisenet), self.keep).eval().to(self.device)
 
@@ -108,7 +105,6 @@ class ArcFaceIRSE50REFace(FeatureBackend):
         return Features(values=values, ok=torch.ones(n, dtype=torch.bool), reasons=[None] * n)
 
 
-@register_backend
 class ArcFaceIRSE50REFaceFFpp(ArcFaceIRSE50REFace):
     """REFace's ID retrieval with its FF++ keep list (skin, nose, eyes, ears)."""
 
