@@ -6,10 +6,10 @@ from pathlib import Path
 # test helpers (faces.py, random_weights.py, bad_inputs.py) import as top-level modules, also in spawned processes
 sys.path.insert(0, os.path.dirname(__file__))
 
-import swapbench.faces.mediapipe  # noqa: E402,F401  (ignores the stray SIGPROF, see there)
-
 import numpy as np
 import pytest
+
+import swapbench.faces.mediapipe  # noqa: E402,F401  (ignores the stray SIGPROF, see there)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO
+
 from swapbench import weights
 from swapbench.methods import METHODS
 from swapbench.methods.base import SwapMethod, parse_options

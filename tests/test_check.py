@@ -3,6 +3,7 @@
 import json
 
 from conftest import REPO, bench
+
 from swapbench import cli
 from swapbench.metrics.backends.dlib_identity import DlibIdentity
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import shutil
 
 import torch
-
 from bad_inputs import write_corpus
 from conftest import bench
+
 from swapbench import cli
 from swapbench.datasets.images import resolve_uri
 

@@ -5,8 +5,8 @@ from fid_helper_pytorch._resample_func import tensor_resample_func
 from PIL import Image
 
 from swapbench import weights
-from swapbench.metrics import inception as I
 from swapbench.metrics import BACKENDS
+from swapbench.metrics import inception as I
 
 
 @pytest.fixture(scope="module")

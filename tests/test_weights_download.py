@@ -20,8 +20,7 @@ import pytest
 from rich.console import Console
 
 from swapbench import cli, weights
-from swapbench.weights import download
-from swapbench.weights import WeightFile
+from swapbench.weights import WeightFile, download
 
 REPO = Path(__file__).resolve().parents[1]
 PAYLOAD = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()

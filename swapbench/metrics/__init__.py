@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from swapbench import weights
 from swapbench.metrics.backends.base import FeatureBackend, Features
 from swapbench.metrics.columns import Column
 from swapbench.metrics.distribution import DistributionScores
@@ -69,6 +70,15 @@ def all_backends() -> dict[str, type[FeatureBackend]]:
     return BACKENDS.all()
 
 
+def build_backend(backend: str | type[FeatureBackend], cfg: dict | None = None, weights_dir=None) -> FeatureBackend:
+    """Resolve a backend's declared files (one WeightsError naming every missing one) and build it.
+
+    With a run config, the backend reads its options from it (e.g. inception: `fid.policy`)."""
+    cls = backend_class(backend) if isinstance(backend, str) else backend
+    files = weights.resolve(cls.weights, cfg["weights_dir"] if cfg else weights_dir)
+    return cls.from_config(files, cfg) if cfg else cls(files)
+
+
 def make_metric(family: str, **context):
     """The torchmetrics Metric of a family; context carries what it needs (e.g. the identity gallery)."""
     if family not in FAMILIES or FAMILIES[family].compares_with == "reference":
@@ -77,4 +87,5 @@ def make_metric(family: str, **context):
     return FAMILIES[family].metric(**context)
 
 
-__all__ = ["FAMILIES", "COLUMNS", "BACKENDS", "Column", "Features", "backend_class", "all_backends", "make_metric"]
+__all__ = ["FAMILIES", "COLUMNS", "BACKENDS", "Column", "Features", "backend_class", "all_backends", "build_backend",
+           "make_metric"]
