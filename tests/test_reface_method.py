@@ -123,6 +123,9 @@ def test_lightning_file_converts_once_into_the_cache(tmp_path, monkeypatch, tiny
     assert len(calls) == 1 and len(list((tmp_path / "converted").glob("*.safetensors"))) == 1
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
     assert first.keys() == tiny_method.net.state_dict().keys()
+    groups = tiny_method.checkpoint_ignored
+    assert groups["lpips_loss."] == 1 and groups["schedule buffers"] == 12
+    assert groups["cond_stage_model.model.text_model."] > 0 and groups["cond_stage_model.mapper."] > 0
 
 
 def test_swap_depends_on_pair_not_batch(tiny_method):

@@ -54,6 +54,16 @@ def ignored(key: str) -> bool:
     return key in SCHEDULE_BUFFERS or key.startswith(IGNORED_PREFIXES) or key.endswith("position_ids")
 
 
+def ignored_groups(keys) -> dict[str, int]:
+    """{group: number of keys} of ignored checkpoint keys, e.g. {"lpips_loss.": 28, "schedule buffers": 12}."""
+    out: dict[str, int] = {}
+    for k in keys:
+        g = ("schedule buffers" if k in SCHEDULE_BUFFERS else "position_ids buffers" if k.endswith("position_ids")
+             else next((p for p in IGNORED_PREFIXES if k.startswith(p)), k))
+        out[g] = out.get(g, 0) + 1
+    return out
+
+
 def convert_checkpoint(state: Mapping[str, torch.Tensor], arch: Arch) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
     """(port state dict with `unet.` / `vae.` / `cond.` prefixes, ignored keys, unknown keys)."""
     out: dict[str, torch.Tensor] = {}

@@ -37,6 +37,7 @@ random-weight checkpoints; it is part of the run id like every option.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,8 +52,10 @@ from swapbench.methods.diffusion import ldm_ddim_scheduler, randn_per_pair, samp
 from swapbench.methods.diffusion.convert import unwrap_lightning
 from swapbench.methods.diffusion.schedule import ddim_cfg_step
 from swapbench.methods.reface import model as M
-from swapbench.methods.reface.convert import CONVERTER_VERSION, convert_checkpoint
+from swapbench.methods.reface.convert import CONVERTER_VERSION, convert_checkpoint, ignored_groups
 from swapbench.weights import WeightFile, WeightsError
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT = WeightFile(
     name="reface/last",
@@ -202,6 +205,7 @@ class REFace(SwapMethod):
         self.net = REFaceModel(self.arch)
         self.parser = parsing.FaceParser(parsing.BiSeNet()).eval()
         self.weights_loaded = False
+        self.checkpoint_ignored: dict[str, int] = {}  # ignored key groups of the loaded checkpoint
         self.pair_notes: dict[str, str] = {}  # e.g. "no face found by dlib in the target: zero landmarks"
         if options.tiny:
             self.publishable = False
@@ -228,7 +232,9 @@ class REFace(SwapMethod):
         self.weights_loaded = True
 
     def _convert(self, sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        out, _ignored, unknown = convert_checkpoint(sd, self.arch)
+        out, ignored, unknown = convert_checkpoint(sd, self.arch)
+        self.checkpoint_ignored = ignored_groups(ignored)  # listed, e.g. LPIPS (training only), CLIP text tower
+        log.info("reface: ignored checkpoint groups %s", self.checkpoint_ignored)
         if unknown:
             raise WeightsError(
                 f"{CHECKPOINT.filename} ({CHECKPOINT.name}) has {len(unknown)} keys REFace does not have "
