@@ -48,11 +48,13 @@ def _import(reference: str):
 class Registry(Generic[T]):
     """Named entries of one kind (e.g. "method"), optionally extended by an entry-point group."""
 
-    def __init__(self, kind: str, entry_point_group: str | None = None):
+    def __init__(self, kind: str, entry_point_group: str | None = None, discover=None):
+        """discover: called once before the first lookup, to add entries found by other means."""
         self.kind = kind
         self.group = entry_point_group
+        self.discover = discover
         self._entries: dict[str, object] = {}  # name -> object or "module:attr"
-        self._plugins_loaded = entry_point_group is None
+        self._plugins_loaded = entry_point_group is None and discover is None
 
     def add(self, name: str, target: T | str) -> None:
         """Register `target` (an object or a "module:attr" reference) under `name`."""
@@ -108,7 +110,9 @@ class Registry(Generic[T]):
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
-        for ep in metadata.entry_points(group=self.group):
+        if self.discover is not None:
+            self.discover(self)
+        for ep in metadata.entry_points(group=self.group) if self.group else ():
             self.add(ep.name, ep.value)
 
     @staticmethod

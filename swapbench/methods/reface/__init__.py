@@ -1,6 +1,15 @@
-"""REFace (WACV 2025) on diffusers: see method.py for the pipeline, model.py for the networks, convert.py
-for the checkpoint conversion."""
+"""REFace (WACV 2025) on diffusers: method.py holds the pipeline, model.py the networks, convert.py the
+checkpoint conversion. The class is imported from .method on first use, so the registry can read METHODS
+without loading diffusers or transformers."""
 
-from swapbench.methods.reface.method import REFace
+METHODS = {"reface": "swapbench.methods.reface.method:REFace"}
 
 __all__ = ["REFace"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from swapbench.methods.reface import method
+
+        return getattr(method, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
