@@ -35,7 +35,7 @@ from swapbench.bench.weights import WeightFile, WeightsError, register as regist
 from swapbench.methods import register
 from swapbench.methods.base import FaceBatch, SwapMethod
 from swapbench.methods.ghost.aei_net import AEINet
-from swapbench.methods.ghost.iresnet import iresnet100
+from swapbench.methods.nets.iresnet import iresnet100
 from swapbench.methods.ghost.random_weights import random_state_dict
 
 RELEASE = "https://github.com/sberbank-ai/sber-swap/releases/download"  # URLs of download_models.sh
