@@ -9,6 +9,7 @@ hash of everything that determines its numbers, so running the same configuratio
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -118,6 +119,8 @@ def run_id_for(cfg, protocol, method, hashes, data_sha=None) -> str:
         "convention": method.convention,
         "seed": cfg["engine"]["seed"],
     }
+    if getattr(method, "options", None) is not None:  # typed method options (e.g. diffswap.steps)
+        key["options"] = dataclasses.asdict(method.options)
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
