@@ -174,6 +174,7 @@ def main() -> None:
     assert all(not k.startswith(("model.", "model_ema.diff", "first_stage", "cond_stage")) for k in missing), missing
     fe = model.cond_stage_model
     fe.affine_crop = True
+    fe.swap = True  # faceswap_portrait.py sets both
 
     crops = inputs.crops256()
     lm = inputs.landmarks256(crops)

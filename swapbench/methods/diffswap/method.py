@@ -25,7 +25,7 @@ Faithful to the released inference (tests/faceswap_portrait.py + pipeline.py at 
 
 Deliberate differences: the five points of the ArcFace grid come from the engine's 68 landmarks (eye
 centres, nose tip, mouth corners) instead of a separate MTCNN run, and the similarity is a least-squares
-(Umeyama) fit, which equals cp2tform's non-reflective similarity; landmarks come from the engine's
+(Umeyama) fit of template -> image, which equals cp2tform's non-reflective similarity; landmarks come from the engine's
 detector (dlib HOG + 68-point model by default, as officially, but on the original frame rather than
 re-detected on the 256 crop); the final paste into the frame is done by the engine. On CUDA the ArcFace
 body runs in fp32 (officially under fp16 autocast).
@@ -88,13 +88,16 @@ def organ_masks(landmarks01: np.ndarray) -> np.ndarray:
 def arcface_theta(landmarks_px: np.ndarray, size: int = BASE) -> np.ndarray:
     """2x3 affine_grid theta taking the 112 ArcFace crop out of a size x size crop (face_align_portrait.py).
 
-    tfm maps crop pixels to the 112 template; theta = A inv(tfm) B with pixel<->[-1,1] normalisations
-    2/(W-1), as the official code builds them (grid_sample then runs with align_corners=False).
+    The official tfm (crop pixels -> 112 template) comes from matlab_cp2tform's similarity, which fits
+    the template -> image direction by least squares (residuals in image pixels) and inverts it; theta =
+    A inv(tfm) B with pixel<->[-1,1] normalisations 2/(W-1), as the official code builds them (grid_sample
+    then runs with align_corners=False). So theta = A S B, S the least-squares similarity template -> image.
+    (cp2tform also tries a reflected fit and keeps it if its residual is smaller: never for a real face.)
     """
-    tfm = np.vstack([similarity(five_points(landmarks_px), ARCFACE_112), [0, 0, 1]])
+    inv_tfm = np.vstack([similarity(ARCFACE_112, five_points(landmarks_px)), [0, 0, 1]])
     a = np.array([[2 / (size - 1), 0, -1], [0, 2 / (size - 1), -1], [0, 0, 1]])
     b = np.linalg.inv(np.array([[2 / 111, 0, -1], [0, 2 / 111, -1], [0, 0, 1]]))
-    return (a @ np.linalg.inv(tfm) @ b)[:2]
+    return (a @ inv_tfm @ b)[:2]
 
 
 def masked_average(z: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
