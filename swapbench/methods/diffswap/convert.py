@@ -8,7 +8,8 @@
     cond_stage_model.*                               -> cond.*   (kept 1:1; FaceConditioner uses the names)
 
 diffusers has no single-file path for an LDM VQ first stage; its AutoencoderKL converter maps the encoder,
-decoder and (post_)quant_conv keys of a VQ model too, and the codebook is copied as is.
+decoder and (post_)quant_conv keys of a VQ model too, and the codebook is copied as is. The converters are
+called through the shared helpers of swapbench.methods.diffusion.convert.
 """
 
 from __future__ import annotations
@@ -27,13 +28,6 @@ class ConversionError(ValueError):
     pass
 
 
-def unwrap(state: Mapping) -> Mapping:
-    """The model state dict of a file that holds either it or a Lightning checkpoint {'state_dict': ...}."""
-    if "state_dict" in state and isinstance(state["state_dict"], Mapping):
-        return state["state_dict"]
-    return state
-
-
 def ema_key(unet_key: str) -> str:
     """LitEma's buffer name of a UNet parameter: dots dropped after 'model.' (LitEma.m_name2s_name)."""
     return EMA_PREFIX + unet_key[len("model."):].replace(".", "")
@@ -41,9 +35,9 @@ def ema_key(unet_key: str) -> str:
 
 def convert(state: Mapping, unet_config: Mapping, vq_config: Mapping) -> dict[str, torch.Tensor]:
     """diffswap.pth (state dict) -> {'unet.*', 'vq.*', 'cond.*'} in the port's key layout (EMA UNet)."""
-    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint
+    from swapbench.methods.diffusion.convert import convert_unet, convert_vae, unwrap_lightning
 
-    state = unwrap(state)
+    state = unwrap_lightning(state)
     unet_keys = [k for k in state if k.startswith(UNET_PREFIX)]
     if not unet_keys:
         raise ConversionError(f"no {UNET_PREFIX}* keys: not a DiffSwap LatentDiffusion checkpoint")
@@ -55,12 +49,12 @@ def convert(state: Mapping, unet_config: Mapping, vq_config: Mapping) -> dict[st
     # The converter looks EMA keys up from the UNet key names; give it only the UNet part.
     unet_part = {k: state[k] for k in unet_keys}
     unet_part.update({ema_key(k): state[ema_key(k)] for k in unet_keys})
-    unet = convert_ldm_unet_checkpoint(unet_part, dict(unet_config), extract_ema=True)
+    unet = convert_unet(unet_part, unet_config, extract_ema=True)
 
     vq_part = {k: v for k, v in state.items() if k.startswith(VQ_PREFIX)}
     if not vq_part:
         raise ConversionError(f"no {VQ_PREFIX}* keys (the VQ-f4 first stage)")
-    vq = convert_ldm_vae_checkpoint(vq_part, dict(vq_config))
+    vq = convert_vae(vq_part, vq_config)
     codebook = VQ_PREFIX + "quantize.embedding.weight"
     if codebook not in state:
         raise ConversionError(f"no {codebook} (the VQ codebook)")

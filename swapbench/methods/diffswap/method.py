@@ -33,10 +33,10 @@ body runs in fp32 (officially under fp16 autocast).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -44,14 +44,15 @@ import torch
 import torch.nn.functional as F
 from scipy.spatial import ConvexHull
 
-from swapbench.bench.weights import WeightFile, WeightsError, register as register_weights
 from swapbench.faces.templates import ARCFACE_112, five_points, similarity
-from swapbench.methods import register
 from swapbench.methods.base import FaceBatch, SwapMethod
 from swapbench.methods.diffswap import blend as blending
 from swapbench.methods.diffswap.convert import ConversionError, convert
 from swapbench.methods.diffswap.nets import FaceConditioner, Size, build_unet, build_vq, unet_config, vq_config
 from swapbench.methods.diffswap.sampler import guided_ddim
+from swapbench.weights import WeightFile, WeightsError
+
+CONVERTER_VERSION = "diffswap-diffusers-1"  # cache tag of converted checkpoints; bump when convert() changes
 
 CHECKPOINT = WeightFile(
     name="diffswap/diffswap",
@@ -59,11 +60,12 @@ CHECKPOINT = WeightFile(
     url="https://cloud.tsinghua.edu.cn/d/962ccd4b243442a3a144/?p=%2Fcheckpoints%2FDiffSwap&mode=list",
     licence="no licence file in wl-zhao/DiffSwap (all rights reserved); research use. Contains an insightface "
             "glint360k iresnet100, whose upstream terms (non-commercial research) also apply",
+    format="checkpoint",
     note="LatentDiffusion checkpoint: UNet with its EMA copy, VQ-f4 first stage, FaceEmbedder (incl. the "
-         "glint360k iresnet100). Download it from the Tsinghua cloud folder checkpoints/DiffSwap",
+         "glint360k iresnet100). Download it from the Tsinghua cloud folder checkpoints/DiffSwap; converted to "
+         "diffusers (EMA UNet) on load",
     manual=True,
 )
-register_weights(CHECKPOINT)
 
 IDX = np.arange(68)
 # Portrait's organ order (l_eye, r_eye, nose, mouth); merge_eyes turns it into [eyes, nose, mouth].
@@ -127,8 +129,7 @@ class DiffSwap(SwapMethod):
         tiny: bool = False  # TEST ONLY: the reduced model of the parity tests (spec §2.7), not the release
 
     def __init__(self, options: "DiffSwap.Options | None" = None):
-        super().__init__()
-        self.options = options if options is not None else self.Options()
+        super().__init__(options)
         if not 1 <= self.options.steps <= 1000:
             raise ValueError(f"diffswap.steps must be in 1..1000, got {self.options.steps}")
         self.model_size = Size.tiny() if self.options.tiny else Size.full()
@@ -139,15 +140,6 @@ class DiffSwap(SwapMethod):
         self.cond = cond.to_empty(device="cpu")
         self.weights_loaded = False
         self.eval()
-
-    @classmethod
-    def from_config(cls, cfg: Mapping) -> "DiffSwap":
-        section = dict(cfg.get(cls.name) or {})
-        fields = {f.name for f in dataclasses.fields(cls.Options)}
-        unknown = sorted(set(section) - fields)
-        if unknown:
-            raise KeyError(f"unknown {cls.name} option(s) {unknown}; known: {sorted(fields)}")
-        return cls(cls.Options(**section))
 
     # ---- weights -------------------------------------------------------------------------------------
 
@@ -181,12 +173,25 @@ class DiffSwap(SwapMethod):
         return conv
 
     def load_weights(self, state: dict[str, object]) -> None:
+        """state[CHECKPOINT.name]: the opened checkpoint (a dict), or its path, which is converted once and
+        cached as safetensors keyed by the file's sha256 (swapbench.methods.diffusion.cached_conversion)."""
         if CHECKPOINT.name not in state:
             raise WeightsError(f"{self.name}: no state dict was given for {CHECKPOINT.filename} ({CHECKPOINT.name})")
-        conv = self.convert(state[CHECKPOINT.name])
+        ckpt = state[CHECKPOINT.name]
+        if isinstance(ckpt, (str, Path)):
+            conv = self._convert_file(Path(ckpt))
+        else:
+            conv = self.convert(ckpt)
         for prefix, module in (("unet.", self.unet), ("vq.", self.vq), ("cond.", self.cond)):
             module.load_state_dict({k[len(prefix):]: v for k, v in conv.items() if k.startswith(prefix)}, strict=True)
         self.weights_loaded = True
+
+    def _convert_file(self, path: Path) -> dict[str, torch.Tensor]:
+        from swapbench.methods.diffusion.convert import cached_conversion
+        from swapbench.weights import load, sha256_of
+
+        tag = CONVERTER_VERSION + ("-tiny" if self.options.tiny else "")
+        return cached_conversion(path, sha256_of(path), tag, lambda p: self.convert(load(CHECKPOINT, p)))
 
     def _require_weights(self) -> None:
         if not self.weights_loaded:
@@ -222,18 +227,16 @@ class DiffSwap(SwapMethod):
         crop = F.grid_sample(x, grid, align_corners=False)
         return self.cond(lm_t, crop, organ)
 
-    def generators(self, source: FaceBatch, target: FaceBatch) -> list[torch.Tensor]:
-        """One torch.Generator per pair, seeded by (run seed, pair id)."""
-        ids = getattr(target, "pair_id", None) or getattr(source, "pair_id", None)
-        dev = self._param_device
-        if ids is not None and hasattr(self, "pair_generator"):
-            return [self.pair_generator(pid, dev) for pid in ids]
-        gens = []  # the engine does not yet pass pair ids: seed by the pair's own pixels (batch-independent)
-        for i in range(len(target)):
-            h = hashlib.sha256(str(ids[i]).encode() if ids is not None else
-                               source.image[i].detach().cpu().numpy().tobytes() + target.image[i].detach().cpu().numpy().tobytes())
-            gens.append(torch.Generator(device=dev).manual_seed(int.from_bytes(h.digest()[:8], "little") >> 1))
-        return gens
+    def generators(self, source: FaceBatch, target: FaceBatch) -> list[torch.Generator]:
+        """One torch.Generator per pair, seeded by (run seed, pair id) (SwapMethod.pair_generator).
+
+        Without pair ids (a direct call) each pair is keyed by a digest of its two crops instead."""
+        ids = list(target.pair_id or source.pair_id or [])
+        if not ids:
+            ids = [hashlib.sha256(source.image[i].detach().cpu().numpy().tobytes()
+                                  + target.image[i].detach().cpu().numpy().tobytes()).hexdigest()
+                   for i in range(len(target))]
+        return [self.pair_generator(pid, self._param_device) for pid in ids]
 
     @torch.no_grad()
     def generate(self, source: FaceBatch, target: FaceBatch, generators: Sequence[torch.Generator]):
@@ -257,5 +260,3 @@ class DiffSwap(SwapMethod):
             return gen
         return blending.blend(gen, target.image.to(gen.device), hulls).to(target.image.device)
 
-
-register(DiffSwap)

@@ -17,8 +17,7 @@ start noise, then at every step the q_sample noise of the blend and the eta=0 no
 (multiplied by sigma = 0, but drawn); the port draws the same tensors in the same order so that, at batch
 size 1 on the CPU, a generator seeded like the official global RNG gives the official latents.
 
-alphas_cumprod are LDM's (float64 cumprod stored as float32); diffusers' float32 cumprod differs by up to
-1e-6 relative, so the scheduler's table is replaced by these values.
+alphas_cumprod are LDM's (float64 cumprod stored as float32; swapbench.methods.diffusion.schedule).
 """
 
 from __future__ import annotations
@@ -30,26 +29,19 @@ import torch
 LINEAR_START, LINEAR_END, TRAIN_STEPS = 0.0015, 0.0195, 1000
 
 
-def ldm_alphas_cumprod() -> torch.Tensor:
-    """LDM make_beta_schedule('linear'): float64 linspace of sqrt(beta), squared; cumprod in float64."""
-    betas = torch.linspace(LINEAR_START ** 0.5, LINEAR_END ** 0.5, TRAIN_STEPS, dtype=torch.float64) ** 2
-    return torch.cumprod(1.0 - betas, 0).float()
-
-
 def scheduler(steps: int):
-    from diffusers import DDIMScheduler
+    """The shared LDM DDIMScheduler (LDM's alphas_cumprod) with DiffSwap's schedule, set to `steps`."""
+    from swapbench.methods.diffusion.schedule import ldm_ddim_scheduler
 
-    sch = DDIMScheduler(num_train_timesteps=TRAIN_STEPS, beta_start=LINEAR_START, beta_end=LINEAR_END,
-                        beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1,
-                        timestep_spacing="leading", prediction_type="epsilon")
-    sch.alphas_cumprod = ldm_alphas_cumprod()
-    sch.final_alpha_cumprod = sch.alphas_cumprod[0]
+    sch = ldm_ddim_scheduler(LINEAR_START, LINEAR_END, TRAIN_STEPS)
     sch.set_timesteps(steps)
     return sch
 
 
 def _randn(shape: Sequence[int], generators: Sequence[torch.Generator], device) -> torch.Tensor:
-    return torch.cat([torch.randn((1, *shape), generator=g, device=g.device).to(device) for g in generators])
+    from swapbench.methods.diffusion.noise import randn_per_pair
+
+    return randn_per_pair(generators, shape, device=device)
 
 
 @torch.no_grad()
