@@ -54,7 +54,8 @@ def merge(base: dict, update: dict, origin: str, prefix: str = "", sections=()) 
         if key not in base and key in sections:  # a method's option section
             if not isinstance(value, dict):
                 raise TypeError(f"{origin}: {prefix}{key} (the options of method {key}) must be a mapping")
-            base[key] = {}
+            base[key] = copy.deepcopy(value)  # checked against the method's Options in load()
+            continue
         if key not in base:
             raise KeyError(f"{origin}: unknown config key '{prefix}{key}'; known: {', '.join(base)}")
         if isinstance(base[key], dict) and key != "metrics":
