@@ -140,3 +140,12 @@ def test_guided_step_differs_from_scheduler_step(gold):
     ours = ap.sqrt() * pred + (1 - ap).sqrt() * eg
     theirs = sch.step(eg, t, x, eta=0.0).prev_sample
     assert maxerr(ours, theirs) > 1e-3
+
+
+def test_official_200_step_schedule():
+    """LDM's make_ddim_timesteps('uniform', 200): t = 996, 991, ..., 1; alphas_cumprod from float64 betas."""
+    from swapbench.methods.diffswap.sampler import scheduler
+    sch = scheduler(200)
+    assert sch.timesteps.tolist() == list(range(996, 0, -5))
+    betas = np.linspace(0.0015 ** 0.5, 0.0195 ** 0.5, 1000, dtype=np.float64) ** 2
+    assert np.array_equal(sch.alphas_cumprod.numpy(), np.cumprod(1 - betas).astype(np.float32))
