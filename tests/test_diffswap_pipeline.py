@@ -30,3 +30,11 @@ def test_diffswap_runs_end_to_end_with_an_official_format_file(tmp_path):
         # DiffSwap's own crop is the ffhq_256 scoring crop: stored as is (no raw/ copy)
         swap = np.asarray(Image.open(files / f"{pair_id}.png"))
         assert swap.shape == (256, 256, 3) and swap.std() > 1
+
+
+def test_missing_checkpoint_stops_before_any_work(tmp_path):
+    proc = bench("run", "--no-progress", "--method", "diffswap", "--subset", "2",
+                 "--weights-dir", str(tmp_path), store=tmp_path / "r.sqlite", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "diffswap.pth" in out and "cloud.tsinghua.edu.cn" in out
