@@ -14,7 +14,7 @@ import torch
 
 from swapbench.methods.diffswap import CHECKPOINT, DiffSwap
 from swapbench.methods.diffswap.convert import ema_key
-from swapbench.weights import WeightsError
+from swapbench.weights import WeightsError, load
 from tests import diffswap_inputs as inp
 
 
@@ -71,7 +71,7 @@ def test_lightning_wrapped_checkpoint_and_file_path_with_cache(tmp_path, monkeyp
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("SWAPBENCH_CONVERTED", str(tmp_path / "cache" / "converted"))
     a = DiffSwap(DiffSwap.Options(tiny=True))
-    a.load_weights({CHECKPOINT.name: path})
+    a.load_weights({CHECKPOINT.name: load(CHECKPOINT, path)})
     cached = list((tmp_path / "cache").rglob("*.safetensors"))
     assert len(cached) == 1
     b = DiffSwap(DiffSwap.Options(tiny=True))

@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -50,7 +49,7 @@ from swapbench.methods.diffswap import blend as blending
 from swapbench.methods.diffswap.convert import ConversionError, convert
 from swapbench.methods.diffswap.nets import FaceConditioner, Size, build_unet, build_vq, unet_config, vq_config
 from swapbench.methods.diffswap.sampler import guided_ddim
-from swapbench.weights import WeightFile, WeightsError
+from swapbench.weights import Checkpoint, WeightFile, WeightsError
 
 CONVERTER_VERSION = "diffswap-diffusers-1"  # cache tag of converted checkpoints; bump when convert() changes
 
@@ -173,25 +172,18 @@ class DiffSwap(SwapMethod):
         return conv
 
     def load_weights(self, state: dict[str, object]) -> None:
-        """state[CHECKPOINT.name]: the opened checkpoint (a dict), or its path, which is converted once and
-        cached as safetensors keyed by the file's sha256 (swapbench.methods.diffusion.cached_conversion)."""
+        """state[CHECKPOINT.name]: the weights layer's Checkpoint (its conversion is cached as safetensors
+        keyed by the file's sha256, so it runs once per file), or an already opened state dict."""
         if CHECKPOINT.name not in state:
             raise WeightsError(f"{self.name}: no state dict was given for {CHECKPOINT.filename} ({CHECKPOINT.name})")
         ckpt = state[CHECKPOINT.name]
-        if isinstance(ckpt, (str, Path)):
-            conv = self._convert_file(Path(ckpt))
+        if isinstance(ckpt, Checkpoint):
+            conv = ckpt.converted(CONVERTER_VERSION + ("-tiny" if self.options.tiny else ""), self.convert)
         else:
             conv = self.convert(ckpt)
         for prefix, module in (("unet.", self.unet), ("vq.", self.vq), ("cond.", self.cond)):
             module.load_state_dict({k[len(prefix):]: v for k, v in conv.items() if k.startswith(prefix)}, strict=True)
         self.weights_loaded = True
-
-    def _convert_file(self, path: Path) -> dict[str, torch.Tensor]:
-        from swapbench.methods.diffusion.convert import cached_conversion
-        from swapbench.weights import load, sha256_of
-
-        tag = CONVERTER_VERSION + ("-tiny" if self.options.tiny else "")
-        return cached_conversion(path, sha256_of(path), tag, lambda p: self.convert(load(CHECKPOINT, p)))
 
     def _require_weights(self) -> None:
         if not self.weights_loaded:
