@@ -29,7 +29,7 @@ def all_methods() -> dict[str, type[SwapMethod]]:
 
 def _load_builtin() -> None:
     # Importing the modules registers their methods.
-    from swapbench.methods import baselines, ghost, precomputed  # noqa: F401
+    from swapbench.methods import baselines, ghost, megafs, precomputed  # noqa: F401
 
 
 __all__ = ["FaceBatch", "SwapMethod", "register", "get", "all_methods"]
