@@ -50,3 +50,21 @@ def parity_images(seed: int = 0, size: int = 256, n: int = 2) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     low = torch.rand(n, 3, size // 16, size // 16, generator=g)
     return torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def parser_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    from swapbench.faces.parsing import BiSeNet
+
+    with torch.device("meta"):
+        p = BiSeNet()
+    return random_state_dict(p.state_dict(), seed)
+
+
+def method_state(swap_type: str = "ftm", generator_size: int = 1024, seed: int = 0) -> dict[str, object]:
+    """{WeightFile.name: contents} for `MegaFS.load_weights` (random parser included)."""
+    from swapbench.faces.parsing import WEIGHTS as PARSER_WEIGHTS
+    from swapbench.methods.megafs.method import STYLEGAN_FILE, SWAP_FILES
+
+    files = official_files(swap_type, generator_size, seed)
+    return {SWAP_FILES[swap_type].name: files[f"{swap_type}_final.pth"],
+            STYLEGAN_FILE.name: files["stylegan2-ffhq-config-f.pth"], PARSER_WEIGHTS.name: parser_state(seed)}
