@@ -28,7 +28,7 @@ import torch
 from PIL import Image, ImageEnhance
 
 import swapbench.faces.mediapipe  # noqa: F401  (first: it ignores a stray SIGPROF, see there)
-from swapbench import metrics, methods
+from swapbench import metrics, methods, weights
 from swapbench.bench import config, engine
 from swapbench.bench.prepare import prepare
 from swapbench.bench.stages import read_png
@@ -63,6 +63,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def build_backend(name, cfg):
+    cls = metrics.backend_class(name)
+    return cls.from_config(weights.resolve(cls.weights, cfg["weights_dir"]), cfg)
+
+
 def forward_times(cfg, protocol, store, batch_size) -> dict[str, float]:
     """Seconds spent inside model forwards only, at the engine's batch size."""
     ev = cfg["face"]["eval_convention"]
@@ -78,10 +83,10 @@ def forward_times(cfg, protocol, store, batch_size) -> dict[str, float]:
             warp.align_image(image, templates.estimate_transform(ev, face.landmarks), size)
         out["decode"] += t1 - t0
         out["detect/align"] += time.perf_counter() - t1
-    crops = prepare(protocol, [ev], store, show_progress=False)
+    crops = prepare(protocol, [ev], store)
     pairs = [p for p in protocol.pairs if crops[p.source, ev].ok and crops[p.target, ev].ok]
     for name in cfg["methods"]:
-        method = methods.get(name)()
+        method = methods.get(name).from_config(cfg)
         t = 0.0
         for i in range(0, len(pairs), batch_size):
             chunk = pairs[i:i + batch_size]
@@ -97,7 +102,7 @@ def forward_times(cfg, protocol, store, batch_size) -> dict[str, float]:
     refs = list({crops[k, ev].path for p in pairs for k in (p.source, p.target)})
     n_images = len(pairs) * len(cfg["methods"]) + len(refs)
     for family, bname in cfg["metrics"].items():
-        backend = metrics.make_backend(metrics.backend_class(bname), None, cfg)  # as the engine builds it
+        backend = build_backend(bname, cfg)  # as the engine builds it
         paths = (refs * (n_images // len(refs) + 1))[:n_images]
         t = 0.0
         for i in range(0, len(paths), batch_size):
@@ -105,7 +110,7 @@ def forward_times(cfg, protocol, store, batch_size) -> dict[str, float]:
             t0 = time.perf_counter()
             backend.extract(batch)
             t += time.perf_counter() - t0
-        out[f"features/{metrics.feature_name(backend)}"] = t
+        out[f"features/{backend.feature_name}"] = t
     return out
 
 
@@ -129,10 +134,10 @@ def naive(cfg, protocol, n_pairs) -> float:
         if len(faces) < 2:
             continue
         for name in cfg["methods"]:
-            swap = methods.get(name)().swap(faces["source"], faces["target"])
+            swap = methods.get(name).from_config(cfg).swap(faces["source"], faces["target"])
             for bname in cfg["metrics"].values():
                 _clear_model_caches()
-                backend = metrics.backend_class(bname)()  # reloaded per metric and pair
+                backend = build_backend(bname, cfg)  # reloaded per metric and pair
                 backend.extract(swap)
                 backend.extract(faces["source"].image)
     return (time.perf_counter() - t0) / max(len(pairs), 1)
@@ -153,7 +158,7 @@ def bench_protocol(name, protocol, args) -> list[str]:
     cfg = config.load((), {"protocol": name, "methods": args.methods, "store": str(tmp / "r.sqlite"),
                            "engine": {"batch_size": args.batch_size}})
     t0 = time.perf_counter()
-    run_ids = engine.run(cfg, show_progress=False)
+    run_ids = [r.run_id for r in engine.run(cfg)]
     wall = time.perf_counter() - t0
     store = Store(cfg["store"])
     stages: dict[str, float] = {}

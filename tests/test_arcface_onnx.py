@@ -15,7 +15,7 @@ import torch
 from arcface_onnx_model import write_arcface_like_onnx
 from faces import sample_crops, to_tensor
 from swapbench import metrics
-from swapbench.bench.weights import WeightsError
+from swapbench.weights import WeightsError
 from swapbench.faces import detect, templates
 from swapbench.metrics.backends.arcface_onnx import (
     GLINT360K_R100,

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from random_weights import random_state_dict
-from swapbench.bench.weights import WeightsError
+from swapbench.weights import WeightsError
 from swapbench.metrics.backends.common import imagenet_normalize
 from swapbench.metrics.backends.expression import Deep3DReconNet, deep3d_align
 from swapbench.metrics.backends.gaze import L2CS, L2CS_GAZE360, L2CSGaze

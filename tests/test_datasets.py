@@ -207,9 +207,9 @@ def test_csv_protocol_with_identities_relative_to_csv_or_data_root(tmp_path):
 
 def test_precomputed_pattern_fields():
     p = get_protocol("celebahq").subset(2)
-    m = Precomputed("/swaps", "{target}_{source}.jpg")
+    m = Precomputed(Precomputed.Options("/swaps", "{target}_{source}.jpg"))
     files = m.input_images(p)
     assert files == {x.pair_id: f"/swaps/{x.target}_{x.source}.jpg" for x in p.pairs}
     assert m.convention == "ffhq_256"
     with pytest.raises(ValueError, match="fields"):
-        Precomputed("/swaps", "{tgt}.jpg")
+        Precomputed(Precomputed.Options("/swaps", "{tgt}.jpg"))

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from conftest import bench
-from swapbench.bench import weights
+from swapbench import weights
 from swapbench.bench.store import Store
 from swapbench.datasets import get_protocol
 from swapbench.datasets.images import load_image

@@ -9,8 +9,9 @@ import pytest
 import torch
 from ghost_inputs import face_crops, seeded_weights
 
-from swapbench.bench import weights
-from swapbench.bench.weights import WeightsError
+from swapbench import weights
+from swapbench.weights import WeightsError
+from swapbench.bench.catalogue import weight_files
 from swapbench.methods import METHODS
 from swapbench.methods.ghost import ARCFACE_FILE, GENERATOR_FILES, Ghost, Ghost1Block, Ghost3Blocks
 from swapbench.methods.ghost.aei_net import AEINet
@@ -34,14 +35,16 @@ def _landmarks(crops: np.ndarray) -> torch.Tensor:
 
 
 def test_registry_and_variants():
-    assert METHODS["ghost"] is Ghost and METHODS["ghost_1block"] is Ghost1Block
-    assert METHODS["ghost_3blocks"] is Ghost3Blocks
+    assert METHODS.get("ghost") is Ghost and METHODS.get("ghost_1block") is Ghost1Block
+    assert METHODS.get("ghost_3blocks") is Ghost3Blocks
     assert Ghost.weights == (GENERATOR_FILES[2], ARCFACE_FILE)
     assert Ghost().convention == "ghost_224"
     one = Ghost(num_blocks=1)
     assert (one.name, one.weights[0].filename, one.hparams["num_blocks"]) == ("ghost_1block", "G_unet_1block.pth", 1)
     assert Ghost3Blocks().weights[0].filename == "G_unet_3blocks.pth"
-    assert all(weights.REGISTRY[f.name] == f for f in (*GENERATOR_FILES.values(), ARCFACE_FILE))
+    files = weight_files()  # users derived from the classes that declare each file
+    assert files[ARCFACE_FILE.name] == (ARCFACE_FILE, ["ghost", "ghost_1block", "ghost_3blocks"])
+    assert files[GENERATOR_FILES[1].name][1] == ["ghost_1block"]
     with pytest.raises(ValueError, match="num_blocks"):
         Ghost(num_blocks=4)
 
@@ -49,10 +52,10 @@ def test_registry_and_variants():
 def test_files_on_disk_to_swapped_faces(tmp_path, isolated_cache):
     method = Ghost()
     for name, state in seeded_weights(2).items():
-        torch.save(state, tmp_path / weights.REGISTRY[name].filename)
+        torch.save(state, tmp_path / next(f.filename for f in method.weights if f.name == name))
     paths = weights.resolve(method.weights, weights_dir=tmp_path)
     assert {p.name for p in paths.values()} == {"G_unet_2blocks.pth", "backbone.pth"}
-    method.load_weights({name: torch.load(p, weights_only=True) for name, p in paths.items()})
+    method.load_weights({f.name: weights.load(f, paths[f.name]) for f in method.weights})
 
     crops = face_crops()
     images = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255

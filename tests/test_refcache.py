@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 import torch
 
 from swapbench.metrics.refcache import RefStatsCache, ReferenceStats, file_digest, image_digests, reference_key

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(__file__))
 from faces_testdata import astronaut  # noqa: E402
 
-from swapbench.bench.weights import REGISTRY, WeightsError  # noqa: E402
+from swapbench.weights import WeightsError  # noqa: E402
 from swapbench.faces import scrfd as S  # noqa: E402
 from swapbench.faces.templates import estimate_transform  # noqa: E402
 
@@ -190,8 +190,9 @@ def test_matches_insightface_scrfd(noisy_model):
 def test_weights_registered_and_checked(tmp_path, monkeypatch, exact_model):
     monkeypatch.delenv("SWAPBENCH_WEIGHTS", raising=False)
     monkeypatch.setattr("platformdirs.user_cache_dir", lambda *a, **k: str(tmp_path / "cache"))
-    assert REGISTRY["insightface/buffalo_l/det_10g"].filename == "det_10g.onnx"
-    assert REGISTRY["insightface/antelopev2/scrfd_10g_bnkps"].url.endswith("/v0.7/antelopev2.zip")
+    assert S.WEIGHTS["buffalo_l"].name == "insightface/buffalo_l/det_10g" and S.WEIGHTS["buffalo_l"].format == "onnx"
+    assert S.WEIGHTS["buffalo_l"].filename == "det_10g.onnx"
+    assert S.WEIGHTS["antelopev2"].url.endswith("/v0.7/antelopev2.zip")
     with pytest.raises(WeightsError, match="det_10g.onnx.*buffalo_l.zip"):
         S.load_scrfd("buffalo_l", tmp_path)
     # a file that is not the released detector fails its checksum instead of loading

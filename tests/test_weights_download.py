@@ -20,7 +20,7 @@ import pytest
 from rich.console import Console
 
 from swapbench.bench import cli, download, weights
-from swapbench.bench.weights import WeightFile
+from swapbench.weights import WeightFile
 
 REPO = Path(__file__).resolve().parents[1]
 PAYLOAD = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
@@ -119,14 +119,14 @@ def registry():
     added = []
 
     def add(**kw):
-        f = WeightFile(**{"licence": "test-only", "used_by": ("testmethod",), **kw})
+        f = WeightFile(**{"licence": "test-only", **kw})
         weights.register(f)
         added.append(f.name)
         return f
 
     yield add
     for name in added:
-        weights.REGISTRY.pop(name, None)
+        weights.FILES.discard(name)
 
 
 def run_cli(capsys, monkeypatch, *argv):
@@ -218,7 +218,7 @@ def test_corrupted_file_is_rejected(server, wdir, registry):
 
 
 def test_file_without_url_prints_instructions(server, wdir, registry, capsys, monkeypatch):
-    f = registry(name="test/gated", filename="gated.pth", url="", sha256=SHA,
+    registry(name="test/gated", filename="gated.pth", url="", sha256=SHA,
                  note="fill in the licence form at the authors' page")
     rc, out, errtext = run_cli(capsys, monkeypatch, "weights", "download", "test/gated", "--weights-dir", str(wdir))
     assert rc == 1  # the file is still not there
@@ -266,18 +266,23 @@ def test_weights_lists_present_missing_and_mismatch(server, wdir, registry, caps
     assert f"{wdir} (--weights-dir / config weights_dir)" in out
     # ...and a run refuses the mismatching file before any work, naming both checksums.
     with pytest.raises(weights.WeightsError, match=f"expected sha256 {SHA}, got {hashlib.sha256(PAYLOAD[:-1]).hexdigest()}"):
-        weights.resolve([weights.REGISTRY["test/bad"]], wdir)
+        weights.resolve([weights.FILES.get("test/bad")], wdir)
 
 
 def test_select_by_name_filename_and_user(registry):
-    a = registry(name="test/a", filename="a.pth", url="https://example.org/a", used_by=("m1",))
-    b = registry(name="test/b", filename="b.pth", url="https://example.org/b", used_by=("m1", "backend2"))
-    assert download.select(["test/a"]) == [a] and download.select(["b.pth"]) == [b]
-    assert download.select([], ["m1"]) == [a, b] and download.select(["a.pth"], ["backend2"]) == [a, b]
+    from swapbench.bench.catalogue import select
+    from swapbench.methods.ghost import ARCFACE_FILE, GENERATOR_FILES
+
+    a = registry(name="test/a", filename="a.pth", url="https://example.org/a")
+    b = registry(name="test/b", filename="b.pth", url="https://example.org/b")
+    assert select(["test/a"]) == [a] and select(["b.pth"]) == [b]
+    # users are derived from the classes that declare a file
+    assert select([], ["ghost"]) == [GENERATOR_FILES[2], ARCFACE_FILE]
+    assert select(["a.pth"], ["ghost_1block"]) == [a, GENERATOR_FILES[1], ARCFACE_FILE]
     with pytest.raises(KeyError, match="unknown weight file 'nope'"):
-        download.select(["nope"])
-    with pytest.raises(KeyError, match="no registered weight file is used by 'm9'"):
-        download.select([], ["m9"])
+        select(["nope"])
+    with pytest.raises(KeyError, match="no weight files are used by 'm9'"):
+        select([], ["m9"])
 
 
 def test_hf_url_parsing():
@@ -289,7 +294,8 @@ def test_hf_url_parsing():
 
 HF_SCRIPT = """
 import json, sys
-from swapbench.bench import download, weights
+from swapbench import weights
+from swapbench.weights import download
 f = weights.WeightFile(name="test/hf", filename="hfmodel.bin", url="hf://owner/repo/sub/model.bin",
                        sha256=sys.argv[2], licence="test-only")
 weights.register(f)

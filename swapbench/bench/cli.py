@@ -1,31 +1,121 @@
-"""The `bench` command line: run, list, leaderboard, weights."""
+"""The `bench` command line: run, list, leaderboard, check, weights.
+
+Output: tables go to stdout as a rich table on a terminal and as complete plain text otherwise
+(`--format table|tsv|json|markdown` chooses); progress and messages go to stderr.
+Exit status: 0 done; 1 a regression (`bench check`) or nothing to show; 2 a user error (bad config,
+unknown name, missing or refused file, missing data); 3 a run in which no pair could be evaluated;
+4 an unexpected internal error (the traceback is written to a log file, `--debug` prints it);
+130 interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
+import threading
+import traceback
+import warnings
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Column, Table
 
 from swapbench.bench import config as config_mod
+from swapbench.bench.output import Columns, emit
 
 console = Console()
-err = Console(stderr=True, width=200)
+err = Console(stderr=True, soft_wrap=True)
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USER, EXIT_NOTHING_EVALUATED, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
 
-def main(argv=None) -> int:
-    # A stray SIGPROF was seen killing `bench run` (default action: terminate) while mediapipe's graph
-    # threads ran; a process that installed no profiler has no use for it, so it is ignored here.
-    if signal.getsignal(signal.SIGPROF) == signal.SIG_DFL:
-        signal.signal(signal.SIGPROF, signal.SIG_IGN)
-    parser = argparse.ArgumentParser(prog="bench", description="swapbench: a fair benchmark for face-swap methods")
+class UserError(Exception):
+    """An error the user can fix; its message says what was expected and what to do."""
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    import yaml
+
+    from swapbench.datasets.protocol import DataError
+    from swapbench.weights import WeightsError
+    from swapbench.weights.download import DownloadError
+
+    return (UserError, KeyError, ValueError, TypeError, FileNotFoundError, PermissionError, NotImplementedError,
+            WeightsError, DataError, DownloadError, yaml.YAMLError)
+
+
+# Lines native libraries write straight to file descriptor 2: absl/glog ("W0000 00:00:... file.cc:12] ..."),
+# "WARNING: Logging before InitGoogle() ...", TensorFlow Lite's "INFO: Created TensorFlow Lite XNNPACK ...".
+NATIVE_NOISE = re.compile(rb"^(?:[IWE]\d{4} [\d:.]+ +\d+ [\w./-]+:\d+\] |WARNING: Logging before InitGoogle|"
+                          rb"INFO: Created TensorFlow Lite|WARNING: All log messages before absl::InitializeLog)")
+
+
+def quiet_native_libraries() -> None:
+    """Drop native libraries' log lines (absl/glog from mediapipe, TensorFlow Lite, onnxruntime).
+
+    They write to file descriptor 2 from C++ threads, where no Python setting reaches them; so fd 2
+    becomes a pipe whose lines are copied to the real stderr unless they are such log lines, and
+    Python's own sys.stderr writes to the real stderr directly (a terminal stays a terminal for rich).
+    """
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    real = os.dup(2)
+    read, write = os.pipe()
+    os.dup2(write, 2)
+    os.close(write)
+    sys.stderr = os.fdopen(os.dup(real), "w", buffering=1, encoding=sys.stderr.encoding, errors="backslashreplace")
+
+    def copy():
+        with os.fdopen(read, "rb") as lines:
+            for line in lines:
+                if not NATIVE_NOISE.match(line):
+                    os.write(real, line)
+
+    threading.Thread(target=copy, name="native-stderr-filter", daemon=True).start()
+
+
+def entry() -> None:
+    """The `bench` console script: `main` with native log lines filtered unless --verbose."""
+    if "--verbose" not in sys.argv[1:]:
+        quiet_native_libraries()
+    sys.exit(main())
+
+
+def version_text() -> str:
+    from swapbench import __version__
+    from swapbench.bench.runinfo import git_revision
+
+    rev = git_revision()
+    return f"swapbench {__version__}" + (f" (git {rev})" if rev else "")
+
+
+class _Version(argparse.Action):
+    """Like action="version", but the git revision is looked up only when asked for."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="print full tracebacks of errors")
+    common.add_argument("--verbose", action="store_true", help="show native libraries' logs (absl, TFLite, onnxruntime)")
+    fmt = argparse.ArgumentParser(add_help=False)
+    fmt.add_argument("--format", choices=["table", "tsv", "json", "markdown"],
+                     help="output format (default: a table on a terminal, tsv otherwise)")
+
+    parser = argparse.ArgumentParser(prog="bench", description="swapbench: a fair benchmark for face-swap methods",
+                                     parents=[common])
+    parser.add_argument("--version", action=_Version, help="print the version (and git revision in a checkout)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("run", help="swap and score a protocol (resumes an interrupted run with the same settings)")
+    p = sub.add_parser("run", parents=[common], help="swap and score a protocol (resumes an interrupted run with the same settings)")
     p.add_argument("--config", action="append", default=[], help="YAML config file (repeatable; later wins)")
     p.add_argument("--protocol", help="a protocol name (bench list protocols), folder:DIR or csv:FILE")
     p.add_argument("--data-root", help="folder holding the data sets (ffhq/, celebahq/, ffpp/); default $SWAPBENCH_DATA")
@@ -40,26 +130,26 @@ def main(argv=None) -> int:
     p.add_argument("--rerun", action="store_true", help="recompute runs that are already complete")
     p.add_argument("--resume", action="store_true", help="resume an interrupted run (the default behaviour)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no live display; one line per finished stage")
 
-    p = sub.add_parser("list", help="list methods, protocols or metric backends")
+    p = sub.add_parser("list", parents=[common, fmt], help="list methods, protocols or metric backends")
     p.add_argument("what", choices=["methods", "protocols", "backends"])
     p.add_argument("--weights-dir")
 
-    p = sub.add_parser("leaderboard", help="render markdown/CSV leaderboards and comparison grids from the store")
+    p = sub.add_parser("leaderboard", parents=[common], help="render markdown/CSV leaderboards and comparison grids from the store")
     p.add_argument("--protocol")
     p.add_argument("--store")
     p.add_argument("--out", default="leaderboard", help="output directory (default: ./leaderboard)")
     p.add_argument("--include-unpublishable", action="store_true", help="include rows made with test weights")
 
-    p = sub.add_parser("check", help="compare a run with golden results (exit 1 on any regression)")
+    p = sub.add_parser("check", parents=[common, fmt], help="compare a run with golden results (exit 1 on any regression)")
     p.add_argument("golden", nargs="+", type=Path, help="golden JSON file(s), e.g. tests/golden/samples.json")
     p.add_argument("--store")
     p.add_argument("--update", action="store_true", help="rewrite the golden file(s) from the current run")
     p.add_argument("--data-root", help="folder holding the data sets the golden runs read (ffhq/, celebahq/, ffpp/)")
     p.add_argument("--no-progress", action="store_true")
 
-    p = sub.add_parser("weights", help="list every registered weight file and its status; `download` fetches them")
+    p = sub.add_parser("weights", parents=[common, fmt], help="list every registered weight file and its status; `download` fetches them")
     p.add_argument("action", nargs="?", choices=["download"], help="download NAME… (or --for METHOD) into the weights cache")
     p.add_argument("names", nargs="*", metavar="NAME", help="registry name or file name")
     p.add_argument("--for", dest="used_by", action="append", default=[], metavar="METHOD_OR_BACKEND",
@@ -67,15 +157,63 @@ def main(argv=None) -> int:
     p.add_argument("--weights-dir")
     p.add_argument("--retries", type=int, default=2, help="resume a dropped download this many times")
     p.add_argument("--no-progress", action="store_true")
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv=None) -> int:
+    # A stray SIGPROF was seen killing `bench run` (default action: terminate) while mediapipe's graph
+    # threads ran; a process that installed no profiler has no use for it, so it is ignored here.
+    if signal.getsignal(signal.SIGPROF) == signal.SIG_DFL:
+        signal.signal(signal.SIGPROF, signal.SIG_IGN)
+    args = build_parser().parse_args(argv)
+    if not args.verbose:
+        import onnxruntime
+
+        onnxruntime.set_default_logger_severity(3)  # errors only
+    commands = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "check": cmd_check,
+                "weights": cmd_weights}
     try:
-        return {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "check": cmd_check,
-                "weights": cmd_weights}[args.command](args)
-    except (KeyError, ValueError, FileNotFoundError, TypeError, RuntimeError, NotImplementedError) as exc:
+        return commands[args.command](args)
+    except KeyboardInterrupt:
+        err.print("interrupted: run the same command again to resume")
+        return 130
+    except BrokenPipeError:  # the reader went away (`bench weights | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except _user_error_types() as exc:
+        if args.debug:
+            traceback.print_exc()
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        err.print(f"[bold red]error:[/bold red] {message}", highlight=False)
-        return 2
+        err.print(f"[bold red]error:[/bold red] {message}", highlight=False, markup=True)
+        return EXIT_USER
+    except Exception as exc:  # noqa: BLE001 - anything else is a bug: short message, traceback in a file
+        if args.debug:
+            traceback.print_exc()
+            return EXIT_INTERNAL
+        log = _write_traceback(args)
+        err.print(f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc}", highlight=False)
+        err.print(f"the full traceback is in {log}; run with --debug to print it", highlight=False)
+        return EXIT_INTERNAL
+
+
+def _write_traceback(args) -> Path:
+    """Write the current exception's traceback next to the store (or in the temp dir); return the file."""
+    import tempfile
+    import time
+
+    from swapbench.bench import layout
+    from swapbench.bench.store import default_path
+
+    store = Path(getattr(args, "store", None) or default_path()).expanduser()
+    for folder in (layout.logs_dir(layout.files_dir(store)), Path(tempfile.gettempdir()) / "swapbench-logs"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+            path.write_text(f"bench {' '.join(sys.argv[1:])}\n\n{traceback.format_exc()}")
+            return path
+        except OSError:
+            continue
+    return Path("(could not write a log file)")
 
 
 def resolve_config(args) -> dict:
@@ -105,49 +243,94 @@ def cmd_run(args) -> int:
     cfg = resolve_config(args)
     if args.print_config:
         print(config_mod.dump(cfg), end="")
-        return 0
+        return EXIT_OK
     from swapbench.bench import engine
+    from swapbench.bench.progress import Reporter
     from swapbench.bench.store import Store
+    from swapbench.bench.trainer import is_global_zero
     from swapbench.leaderboard import tables
 
-    run_ids = engine.run(cfg, show_progress=not args.no_progress)
-    if not engine.is_global_zero():
-        return 0  # the other DDP processes stay quiet
+    reporter = Reporter(live=not args.no_progress, enabled=is_global_zero())
+    with warnings.catch_warnings(record=True) as caught, reporter:
+        warnings.simplefilter("always")
+        results = engine.run(cfg, reporter)
+    if not is_global_zero():
+        return EXIT_OK  # the other DDP processes stay quiet
     store = Store(cfg["store"])
-    df = tables.collect(store)
-    df = df[df["run_id"].isin(run_ids)] if not df.empty else df
-    print(tables.markdown(df, store))
-    err.print(f"[dim]results: {store.path}; `bench leaderboard` writes markdown, CSV and the comparison grid[/dim]")
-    return 0
+    df = tables.collect(store, include_unpublishable=True)
+    df = df[df["run_id"].isin([r.run_id for r in results])] if not df.empty else df
+    print(tables.markdown(df, store), end="")
+    print_run_summary(results, store, caught)
+    return EXIT_NOTHING_EVALUATED if results and all(r.swapped == 0 for r in results) else EXIT_OK
+
+
+def print_run_summary(results, store, caught_warnings=()) -> None:
+    """Per method: pairs swapped, failed and time; failures grouped by stage and reason; warnings once."""
+    from collections import defaultdict
+
+    for r in results:
+        what = "reused" if r.reused else f"{r.seconds:.1f} s"
+        err.print(f"{r.method}: {r.swapped}/{r.pairs} pairs swapped, {r.failed} failed, {what} (run {r.run_id})",
+                  highlight=False)
+        groups = defaultdict(list)
+        for f in r.failures:
+            groups[(f.stage, _reason_kind(f.reason))].append(f.pair_id)
+        for (stage, reason), pairs in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+            examples = ", ".join(pairs[:2]) + (", …" if len(pairs) > 2 else "")
+            err.print(f"  {stage}: {reason} ×{len(pairs)} (e.g. {examples})", highlight=False)
+    seen = set()
+    for w in caught_warnings:
+        text = str(w.message)
+        if text not in seen and issubclass(w.category, UserWarning):
+            seen.add(text)
+            err.print(f"[yellow]warning:[/yellow] {text}", highlight=False)
+    err.print(f"results: {store.path}; `bench leaderboard` writes markdown, CSV and the comparison grids",
+              highlight=False)
+    if results and all(r.swapped == 0 for r in results):
+        err.print(f"[bold red]nothing could be evaluated[/bold red]: every pair failed (exit status {EXIT_NOTHING_EVALUATED})")
+
+
+def _reason_kind(reason: str) -> str:
+    """A failure reason without the image it names, so equal causes group together."""
+    import re
+
+    text = re.sub(r"^(source|target) \S+: ", r"\1: ", reason)
+    return re.sub(r"\b(at|kept the largest at) \([^)]*\)", "", text).strip()
 
 
 def cmd_list(args) -> int:
-    from swapbench import metrics, methods
-    from swapbench.bench import weights
+    from swapbench import metrics, methods, weights
     from swapbench.datasets import PROTOCOLS
+    from swapbench.methods.base import option_fields
 
     if args.what == "methods":
-        table = Table("method", "crop", "weights", "description")
-        for name, cls in sorted(methods.all_methods().items()):
+        rows = []
+        for name, cls in methods.all_methods().items():
             status = [weights.status(f, args.weights_dir, verify=False).status for f in cls.weights]
-            table.add_row(name, f"{cls.crop}_{cls.size}", ", ".join(f"{f.filename}: {s}" for f, s in zip(cls.weights, status)) or "none needed",
-                          cls.description)
+            rows.append({"method": name, "crop": f"{cls.crop}_{cls.size}",
+                         "weights": ", ".join(f"{f.filename}: {s}" for f, s in zip(cls.weights, status)) or "none needed",
+                         "licence": "; ".join(dict.fromkeys(f.licence for f in cls.weights)) or "",
+                         "options": ", ".join(f"{n}={d!r}" for n, _, d in option_fields(cls)),
+                         "paper": cls.paper, "description": cls.description})
+        columns = Columns.of(("method", "method"), ("crop", "crop"), ("weights", "weights"), ("licence", "licence"),
+                             ("options", "options"), ("paper", "paper"), ("description", "description"))
     elif args.what == "protocols":
-        table = Table("protocol", "version", "pairs", "images")
-        table.add_column("hash", no_wrap=True, min_width=16)
-        table.add_column("data")
-        table.add_column("description")
+        rows = []
         for name, make in sorted(PROTOCOLS.items()):
             p = make()
             data = sorted({r.uri[7:].partition("/")[0] for r in p.images.values() if r.uri.startswith("data://")})
-            table.add_row(name, p.version, str(len(p.pairs)), str(len(p.images)), p.hash,
-                          ", ".join(data) or "bundled", p.description)
+            rows.append({"protocol": name, "version": p.version, "pairs": len(p.pairs), "images": len(p.images),
+                         "hash": p.hash, "data": ", ".join(data) or "bundled", "description": p.description})
+        columns = Columns.of(("protocol", "protocol"), ("version", "version"), ("pairs", "pairs"),
+                             ("images", "images"), ("hash", "hash"), ("data", "data"), ("description", "description"))
     else:
-        table = Table("backend", "family", "dim", "weights", "input")
-        for name, cls in sorted(metrics.all_backends().items()):
-            table.add_row(name, cls.family, str(cls.dim), ", ".join(f.filename for f in cls.weights) or "bundled", cls.input)
-    console.print(table)
-    return 0
+        rows = [{"backend": name, "family": cls.family, "dim": cls.dim,
+                 "weights": ", ".join(f.filename for f in cls.weights) or "bundled", "input": cls.input}
+                for name, cls in metrics.all_backends().items()]
+        columns = Columns.of(("backend", "backend"), ("family", "family"), ("dim", "dim"), ("weights", "weights"),
+                             ("input", "input"))
+    emit(rows, columns, args.format, console=console)
+    return EXIT_OK
 
 
 def cmd_leaderboard(args) -> int:
@@ -155,21 +338,27 @@ def cmd_leaderboard(args) -> int:
     from swapbench.leaderboard import tables
 
     store = Store(args.store)
-    written = tables.write(store, Path(args.out), args.protocol, args.include_unpublishable)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        written = tables.write(store, Path(args.out), args.protocol, args.include_unpublishable)
     if not written:
-        err.print("no complete runs in the store yet: run `bench run` first")
-        return 1
+        err.print(f"no complete runs in {store.path}" + (f" for protocol {args.protocol}" if args.protocol else "")
+                  + ": run `bench run` first")
+        return EXIT_FINDINGS
     for path in written:
         if path.suffix == ".md":
             print(path.read_text())
-    err.print("[dim]wrote " + ", ".join(map(str, written)) + "[/dim]")
-    return 0
+    for text in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)):
+        err.print(f"[yellow]warning:[/yellow] {text}", highlight=False)
+    err.print("wrote " + ", ".join(map(str, written)), highlight=False)
+    return EXIT_OK
 
 
 def cmd_check(args) -> int:
     import json
 
     from swapbench.bench import engine
+    from swapbench.bench.progress import Reporter
     from swapbench.bench.store import Store
     from swapbench.leaderboard import check
 
@@ -177,28 +366,31 @@ def cmd_check(args) -> int:
     for path in args.golden:
         if not path.is_file():
             raise FileNotFoundError(f"golden file {path} not found; a new one needs at least its \"run\" section")
-        golden = json.loads(path.read_text())
+        try:
+            golden = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"golden file {path} is not valid JSON: {exc}") from None
         cfg = check.config_for(golden, args.store, args.data_root)
-        run_ids = engine.run(cfg, show_progress=not args.no_progress)
-        aggregates, pairs, provenance = check.results_of(Store(cfg["store"]), run_ids)
+        with Reporter(live=not args.no_progress) as reporter:
+            results = engine.run(cfg, reporter)
+        aggregates, pairs, provenance = check.results_of(Store(cfg["store"]), [r.run_id for r in results])
         if args.update:
             check.write_golden(path, check.make_golden(cfg, aggregates, pairs, provenance, golden))
-            console.print(f"updated {path}")
+            err.print(f"updated {path}")
             continue
         findings = check.compare(golden, aggregates, pairs)
-        table = Table("method", "metric", "pair", "golden", "now", "tolerance", "status", title=str(path))
-        for f in findings:
-            if f.pair is None or not f.ok:
-                table.add_row(f.method, f.metric, f.pair or "(aggregate)", _fmt(f.old), _fmt(f.new), f"±{f.tol:g}",
-                              "ok" if f.ok else "[bold red]REGRESSION[/bold red]")
-        console.print(table)
+        rows = [{"method": f.method, "metric": f.metric, "pair": f.pair or "(aggregate)", "golden": _fmt(f.old),
+                 "now": _fmt(f.new), "tolerance": f"±{f.tol:g}", "status": "ok" if f.ok else "REGRESSION"}
+                for f in findings if f.pair is None or not f.ok]
+        emit(rows, Columns.of(*((k, k) for k in ("method", "metric", "pair", "golden", "now", "tolerance", "status"))),
+             args.format, title=str(path), console=console)
         bad = [f for f in findings if not f.ok]
         for f in bad:
             err.print(f"regression: {f.where}: golden {_fmt(f.old)}, now {_fmt(f.new)}, tolerance ±{f.tol:g}",
                       highlight=False)
-        console.print(f"{path}: {len(findings) - len(bad)}/{len(findings)} values within tolerance")
+        err.print(f"{path}: {len(findings) - len(bad)}/{len(findings)} values within tolerance", highlight=False)
         failed += bool(bad)
-    return 1 if failed else 0
+    return EXIT_FINDINGS if failed else EXIT_OK
 
 
 def _fmt(v) -> str:
@@ -206,48 +398,50 @@ def _fmt(v) -> str:
 
 
 def cmd_weights(args) -> int:
-    from swapbench import metrics, methods
-    from swapbench.bench import download, weights
+    from swapbench import weights
+    from swapbench.bench.catalogue import weight_files
+    from swapbench.weights import download
 
-    from swapbench.faces import detect, parsing  # noqa: F401  (registers the detectors' and parser's files)
-
-    methods.all_methods()
-    metrics.all_backends()
     if args.action == "download":
         return cmd_weights_download(args)
     if args.names or args.used_by:
-        raise ValueError("names and --for go with `bench weights download`")
-    table = Table("file", "used by", "licence", "size", Column("sha256", no_wrap=True), "source", "status",
-                  Column("path / expected in", overflow="fold"))
+        raise UserError("names and --for go with `bench weights download`")
     dirs = weights.search_dirs(args.weights_dir)
-    for name, f in sorted(weights.REGISTRY.items()):
+    rows = []
+    for name, (f, users) in weight_files().items():
         st = weights.status(f, args.weights_dir)
         state = st.status
         parts = [download.part_path(d / f.filename) for d in dirs]  # an interrupted `bench weights download`
         if st.path is None and any(p.is_file() for p in parts):
             done = max(p.stat().st_size for p in parts if p.is_file())
             state += f" ({done:,} bytes downloaded; `bench weights download` resumes)"
-        table.add_row(f.filename, ", ".join(f.used_by), f.licence, f"{f.size:,}" if f.size else "?",
-                      (f.sha256 or "unpublished")[:12], download.source_kind(f), state, str(st.path or dirs[0]))
-    console.print(table)
+        rows.append({"name": name, "file": f.filename, "format": f.format, "used_by": users, "licence": f.licence,
+                     "size": f.size, "sha256": f.sha256, "source": download.source_kind(f), "url": f.url,
+                     "status": state, "path": str(st.path) if st.path else None,
+                     "put_it_in": str(dirs[0] / f.filename)})
+    emit(rows, Columns.of(("name", "name"), ("file", "file"), ("format", "format"), ("used_by", "used by"),
+                          ("licence", "licence"), ("sha256", "sha256"), ("source", "source"), ("url", "URL"),
+                          ("status", "status"), ("path", "path"), ("put_it_in", "where to put it")),
+         args.format, console=console)
     labels = (["--weights-dir / config weights_dir"] if args.weights_dir else []) \
         + ([f"${weights.WEIGHTS_ENV}"] if os.environ.get(weights.WEIGHTS_ENV) else []) + ["cache"]
-    console.print("searched, in order: " + ", ".join(f"{d} ({label})" for d, label in zip(dirs, labels)))
-    return 0
+    err.print("searched, in order: " + ", ".join(f"{d} ({label})" for d, label in zip(dirs, labels)), highlight=False)
+    return EXIT_OK
 
 
 def cmd_weights_download(args) -> int:
-    from swapbench.bench import download
+    from swapbench.bench.catalogue import select
+    from swapbench.weights import download
 
-    files = download.select(args.names, args.used_by)
+    files = select(args.names, args.used_by)
     if not files:
-        raise ValueError("name the files to download (see `bench weights`) or pass --for METHOD_OR_BACKEND")
+        raise UserError("name the files to download (see `bench weights`) or pass --for METHOD_OR_BACKEND")
     unavailable = 0
     for f in files:
         try:
             outcome = download.download(f, args.weights_dir, progress=not args.no_progress, retries=args.retries)
         except download.DownloadError as exc:
-            err.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
             unavailable += 1
             continue
         except KeyboardInterrupt:  # the .part file is kept
@@ -255,7 +449,7 @@ def cmd_weights_download(args) -> int:
             return 130
         console.print(outcome.message, highlight=False, soft_wrap=True)
         unavailable += outcome.action == "manual"
-    return 1 if unavailable else 0
+    return EXIT_FINDINGS if unavailable else EXIT_OK
 
 
 if __name__ == "__main__":

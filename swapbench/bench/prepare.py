@@ -4,10 +4,8 @@ Crops are PNG files addressed by the hash of their pixels, recorded in the store
 landmarks (crop pixels) and the image->crop transform. A crop made by one run is reused by every
 later run, method and metric that needs the same (image content, convention, detector).
 
-The detector (`face.detector`) is part of a crop's key: dlib_hog crops keep the plain convention name
-("ffhq_256", as in stores written before detectors were selectable), other detectors' crops are
-filed under "<convention>@<detector>" (and "+<policy>" for a multi-face policy other than largest), so
-switching detectors or policies never reuses crops made another way.
+The detector (`face.detector`) and the multi-face policy are part of a crop's key (bench.layout.face_key),
+so switching detectors or policies never reuses crops made another way.
 Stored landmarks are the detector's 68 dlib-compatible points where it has them, else its own points
 (5 for scrfd); methods that need 68 points fail per pair on other counts.
 """
@@ -20,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from rich.progress import Progress
 
+from swapbench.bench.layout import crop_path, face_key
 from swapbench.bench.store import Store
 from swapbench.datasets.images import ImageError, load_image, pixel_sha
 from swapbench.faces import detect, templates, warp
@@ -38,20 +36,6 @@ class Crop:
     image_sha: str | None = None
 
 
-def face_key(convention: str, detector: str = detect.DEFAULT_DETECTOR, multi_face: str = "largest") -> str:
-    """The faces-table / crop-folder key of a convention made with a detector and a multi-face policy.
-
-    Defaults keep the plain convention name, so stores written before detectors were selectable stay valid.
-    """
-    key = convention if detector == detect.DEFAULT_DETECTOR else f"{convention}@{detector}"
-    return key if multi_face == "largest" else f"{key}+{multi_face}"
-
-
-def crop_path(store: Store, convention: str, sha: str) -> Path:
-    """convention: a face_key, e.g. "ffhq_256" or "ffhq_256@mediapipe"."""
-    return store.files / "crops" / convention / sha[:2] / f"{sha}.png"
-
-
 def save_png(arr: np.ndarray, path: Path) -> None:
     """Write atomically: a killed process never leaves a half-written file under the final name."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,19 +44,20 @@ def save_png(arr: np.ndarray, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def prepare(protocol, conventions, store: Store, multi_face: str = "largest", show_progress=True,
+def prepare(protocol, conventions, store: Store, multi_face: str = "largest", stage=None,
             detector: str = detect.DEFAULT_DETECTOR, weights_dir=None) -> dict:
-    """{(image key, convention): Crop} for every image of the protocol, faces found by `detector`."""
+    """{(image key, convention): Crop} for every image of the protocol, faces found by `detector`.
+
+    stage: a progress stage (bench.progress) advanced per image, or None."""
     detect.get_detector(detector, weights_dir)  # unknown name or missing model files: fail before any work
     crops: dict = {}
-    with Progress(disable=not show_progress, transient=True) as progress:
-        task = progress.add_task("faces", total=len(protocol.images))
-        for key in protocol.images:
-            for convention, crop in _prepare_image(protocol.location(key), conventions, store, multi_face,
-                                                     detector, weights_dir).items():
-                crops[key, convention] = crop
-            store.put_image(protocol.hash, key, crop.image_sha)
-            progress.advance(task)
+    for key in protocol.images:
+        for convention, crop in _prepare_image(protocol.location(key), conventions, store, multi_face,
+                                                 detector, weights_dir).items():
+            crops[key, convention] = crop
+        store.put_image(protocol.hash, key, crop.image_sha)
+        if stage is not None:
+            stage.advance()
     return crops
 
 
@@ -86,7 +71,7 @@ def _prepare_image(uri, conventions, store, multi_face, detector=detect.DEFAULT_
     for convention in conventions:
         key = face_key(convention, detector, multi_face)
         row = store.face(image_sha, key)
-        if row is not None and (not row["ok"] or crop_path(store, key, row["crop_sha"]).is_file()):
+        if row is not None and (not row["ok"] or crop_path(store.files, key, row["crop_sha"]).is_file()):
             out[convention] = _crop_from_row(row, store, key, image_sha)
             continue
         if faces is None:
@@ -104,16 +89,16 @@ def _prepare_image(uri, conventions, store, multi_face, detector=detect.DEFAULT_
         _, size = templates.parse_convention(convention)
         crop = warp.align_image(image, matrix, size)
         sha = pixel_sha(crop)
-        save_png(crop, crop_path(store, key, sha))
+        save_png(crop, crop_path(store.files, key, sha))
         # Rounded as stored, so a resumed run feeds methods exactly the same numbers.
         landmarks = np.round(templates.apply_transform(matrix, points), 3).astype(np.float32)
         store.put_face(image_sha, key, True, choice, landmarks, matrix, sha, detector=detector)
-        out[convention] = Crop(True, choice, crop_path(store, key, sha), sha, landmarks, matrix, image_sha)
+        out[convention] = Crop(True, choice, crop_path(store.files, key, sha), sha, landmarks, matrix, image_sha)
     return out
 
 
 def _crop_from_row(row, store, convention, image_sha) -> Crop:
     if not row["ok"]:
         return Crop(False, row["reason"], image_sha=image_sha)
-    return Crop(True, row["reason"], crop_path(store, convention, row["crop_sha"]), row["crop_sha"],
+    return Crop(True, row["reason"], crop_path(store.files, convention, row["crop_sha"]), row["crop_sha"],
                 row["landmarks"], row["matrix"], image_sha)

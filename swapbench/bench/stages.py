@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from PIL import Image
 from torch.utils.data import Dataset
 
+from swapbench.bench import layout
 from swapbench.bench.prepare import save_png
 from swapbench.bench.store import Store
 from swapbench.datasets.images import pixel_sha
@@ -55,9 +56,10 @@ class SwapWriter(BasePredictionWriter):
     swap carried into the eval crop (swapbench.faces.warp.carry_into).
     """
 
-    def __init__(self, store_path: Path, run_id: str, out_dir: Path, paste: dict | None = None):
+    def __init__(self, store_path: Path, run_id: str, paste: dict | None = None):
         super().__init__(write_interval="batch")
-        self.store_path, self.run_id, self.out_dir, self.paste = store_path, run_id, out_dir, paste
+        self.store_path, self.run_id, self.paste = store_path, run_id, paste
+        self.files = layout.files_dir(store_path)
         self._store = None
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
@@ -66,11 +68,11 @@ class SwapWriter(BasePredictionWriter):
         rows = [(p, False, err, None) for p, err in zip(prediction["pair_id"], prediction["error"]) if err is not None]
         if done and self.paste is not None:
             for pair_id, image in done:
-                save_png(warp.to_uint8(image), self.out_dir / "raw" / f"{pair_id}.png")
+                save_png(warp.to_uint8(image), layout.raw_swap_path(self.files, self.run_id, pair_id))
             done = list(zip([p for p, _ in done], self._carry(done)))
         for pair_id, image in done:
             arr = warp.to_uint8(image)
-            save_png(arr, self.out_dir / f"{pair_id}.png")
+            save_png(arr, layout.swap_path(self.files, self.run_id, pair_id))
             rows.append((pair_id, True, None, pixel_sha(arr)))
         self._store.put_swaps(self.run_id, rows)
 
@@ -102,7 +104,7 @@ class FeatureExtractor(L.LightningModule):
         super().__init__()
         self.backend = backend
         # A torch backend's network becomes a submodule, so Lightning moves it to the device.
-        self.net = getattr(backend, "module", None)
+        self.net = backend.module
 
     def on_predict_start(self):
         self.backend.device = self.device

@@ -14,9 +14,12 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import platformdirs
+
+from swapbench.bench import layout
 
 STORE_ENV = "SWAPBENCH_STORE"
 
@@ -49,7 +52,7 @@ CREATE TABLE IF NOT EXISTS faces (
     matrix TEXT,                     -- 2x3 image -> crop, JSON
     crop_sha TEXT,
     detector TEXT NOT NULL DEFAULT 'dlib_hog',  -- face.detector that found the face
-    PRIMARY KEY (image_sha, convention)  -- convention: "ffhq_256", "ffhq_256@<detector>", "...+<policy>" (see prepare.face_key)
+    PRIMARY KEY (image_sha, convention)  -- convention: "ffhq_256", "ffhq_256@<detector>", "...+<policy>" (see bench.layout.face_key)
 );
 CREATE TABLE IF NOT EXISTS swaps (
     run_id TEXT NOT NULL,
@@ -101,6 +104,24 @@ CREATE TABLE IF NOT EXISTS aggregates (
 """
 
 
+class Swap(NamedTuple):
+    ok: bool
+    reason: str | None  # why the swap failed
+    image_sha: str | None  # pixel hash of the stored swap
+
+
+class Feature(NamedTuple):
+    ok: bool
+    reason: str | None  # why no vector could be computed
+    vector: np.ndarray | None
+
+
+class Failure(NamedTuple):
+    pair_id: str
+    stage: str
+    reason: str
+
+
 def default_path() -> Path:
     if os.environ.get(STORE_ENV):
         return Path(os.environ[STORE_ENV]).expanduser()
@@ -112,7 +133,7 @@ class Store:
         self.path = Path(path).expanduser() if path else default_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Images (crops, swaps) live next to the database, addressed by content hash or run.
-        self.files = self.path.parent / (self.path.stem + ".files")
+        self.files = layout.files_dir(self.path)
         self.db = sqlite3.connect(self.path, timeout=120, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -228,9 +249,9 @@ class Store:
         with self.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO swaps VALUES (?,?,?,?,?)", [(run_id, *r) for r in rows])
 
-    def swaps(self, run_id) -> dict[str, tuple[bool, str | None, str | None]]:
+    def swaps(self, run_id) -> dict[str, "Swap"]:
         rows = self.db.execute("SELECT pair_id, ok, reason, image_sha FROM swaps WHERE run_id=?", (run_id,))
-        return {p: (bool(ok), reason, sha) for p, ok, reason, sha in rows}
+        return {p: Swap(bool(ok), reason, sha) for p, ok, reason, sha in rows}
 
     # --- features ---------------------------------------------------------------------------
     def put_features(self, backend, rows):
@@ -242,14 +263,14 @@ class Store:
                  for sha, ok, reason, v in rows],
             )
 
-    def features(self, backend, shas) -> dict[str, tuple[bool, str | None, np.ndarray | None]]:
+    def features(self, backend, shas) -> dict[str, "Feature"]:
         out = {}
         shas = list(shas)
         for i in range(0, len(shas), 500):
             chunk = shas[i:i + 500]
             q = f"SELECT image_sha, ok, reason, vector FROM features WHERE backend=? AND image_sha IN ({','.join('?' * len(chunk))})"
             for sha, ok, reason, blob in self.db.execute(q, (backend, *chunk)):
-                out[sha] = (bool(ok), reason, np.frombuffer(blob, np.float32).copy() if blob is not None else None)
+                out[sha] = Feature(bool(ok), reason, np.frombuffer(blob, np.float32).copy() if blob is not None else None)
         return out
 
     # --- failures, values, aggregates ----------------------------------------------------------
@@ -258,10 +279,11 @@ class Store:
         with self.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO failures VALUES (?,?,?,?)", [(run_id, *r) for r in rows])
 
-    def failures(self, run_id) -> list[tuple[str, str, str]]:
-        return self.db.execute(
+    def failures(self, run_id) -> list[Failure]:
+        rows = self.db.execute(
             "SELECT pair_id, stage, reason FROM failures WHERE run_id=? ORDER BY pair_id, stage", (run_id,)
         ).fetchall()
+        return [Failure(*r) for r in rows]
 
     def put_results(self, run_id, values, aggregates, curves=None):
         """values: (pair_id, metric, value); aggregates: (metric, value, lo, hi, n, n_failed, backend).

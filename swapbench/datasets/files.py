@@ -14,23 +14,26 @@ same on every machine. Two kinds of file:
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 
 from swapbench.datasets.protocol import ImageRef, Pair, Protocol
 
-PROTOCOL_DIR = Path(__file__).with_name("protocols")
+# Package data, read through importlib.resources so it works from a wheel, a zip or a checkout.
+PROTOCOL_DIR = resources.files("swapbench.datasets") / "protocols"
 
 
 def protocol_names() -> list[str]:
-    return sorted(p.stem for p in PROTOCOL_DIR.glob("*.json"))
+    return sorted(p.name[:-5] for p in PROTOCOL_DIR.iterdir() if p.name.endswith(".json"))
 
 
 def frame_key(video: str, i: int) -> str:
     return f"{video}_frame{i}"
 
 
-def load_protocol_file(path: str | Path) -> Protocol:
-    doc = json.loads(Path(path).read_text())
+def load_protocol_file(path) -> Protocol:
+    """A protocol file: a path or an importlib.resources Traversable."""
+    doc = json.loads((path if hasattr(path, "read_text") else Path(path)).read_text(encoding="utf-8"))
     if doc.get("pairs_columns", ["target", "source"]) != ["target", "source"]:
         raise ValueError(f"{path}: pairs must be [target, source]")
     images: dict[str, ImageRef] = {}

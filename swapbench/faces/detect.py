@@ -15,7 +15,7 @@ Backends (`face.detector` in the run configuration):
 
 When an image holds several faces, `pick` applies the multi-face policy and says what it chose.
 A backend whose model files are missing fails in `get_detector`, before any work, with the message
-of swapbench.bench.weights.resolve().
+of swapbench.weights.resolve().
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from swapbench.bench.weights import WeightFile, resolve
+from swapbench.registry import Registry
+from swapbench.weights import WeightFile, load, resolve
 from swapbench.faces import fan, scrfd
 from swapbench.faces.templates import five_points
 
@@ -66,18 +67,12 @@ class Detector:
         raise NotImplementedError
 
 
-DETECTORS: dict[str, type[Detector]] = {}
-
-
-def register_detector(cls: type[Detector]) -> type[Detector]:
-    DETECTORS[cls.name] = cls
-    return cls
+DETECTORS: Registry[type[Detector]] = Registry("face detector", entry_point_group="swapbench.detectors")
+register_detector = DETECTORS.register
 
 
 def detector_class(name: str) -> type[Detector]:
-    if name not in DETECTORS:
-        raise KeyError(f"unknown face detector {name!r}; known: {', '.join(DETECTORS)}")
-    return DETECTORS[name]
+    return DETECTORS.get(name)
 
 
 def get_detector(name: str = DEFAULT_DETECTOR, weights_dir=None) -> Detector:
@@ -192,7 +187,7 @@ class SCRFD(Detector):
 
     def __init__(self, paths):
         super().__init__(paths)
-        self.model = scrfd.SCRFD(paths[self.weights[0].name])
+        self.model = scrfd.SCRFD(load(self.weights[0], paths[self.weights[0].name]))
 
     def detect(self, image):
         faces = []
@@ -215,7 +210,7 @@ class FaceAlignment(Detector):
 
     def __init__(self, paths):
         super().__init__(paths)
-        self.fan = fan.FAN(paths[fan.WEIGHTS.name])
+        self.fan = fan.FAN(load(fan.WEIGHTS, paths[fan.WEIGHTS.name]))
 
     def detect(self, image):
         _, scale, rects, scores = _hog(image)

@@ -22,12 +22,11 @@ little less context than with the package's default detector.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from swapbench.bench.weights import WeightFile, register
+from swapbench.weights import WeightFile, register
 
 RESOLUTION = 256  # crop side fed to the network
 HEATMAP = 64  # heatmap side
@@ -39,9 +38,9 @@ NUM_LANDMARKS = 68
 WEIGHTS = WeightFile(
     name="face_alignment/2DFAN4",
     filename="2DFAN4_1.6-c827573f02.zip",
+    format="torchscript",
     url="https://www.adrianbulat.com/downloads/python-fan/2DFAN4_1.6-c827573f02.zip",
     licence="BSD-3-Clause (face-alignment, Adrian Bulat)",
-    used_by=("face_alignment",),
     note="TorchScript archive of face-alignment 1.3 (models_urls['1.6']['2DFAN-4']); keep the .zip as it is",
 )
 register(WEIGHTS)
@@ -109,10 +108,8 @@ def heatmap_to_image(points: np.ndarray, centre, scale: float, resolution: int =
 class FAN:
     """2DFAN4 TorchScript model on CPU: boxes in, 68 landmarks per box out."""
 
-    def __init__(self, path: str | Path):
-        import torch
-
-        self.net = torch.jit.load(str(path), map_location="cpu").eval()
+    def __init__(self, net):
+        self.net = net  # the TorchScript module, opened by swapbench.weights.load
 
     def landmarks(self, image: np.ndarray, box) -> tuple[np.ndarray, np.ndarray]:
         """[68, 2] float32 image pixels and [68] heatmap peaks for one box (x1, y1, x2, y2)."""

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from swapbench.bench.weights import WeightFile, register, resolve
+from swapbench.weights import WeightFile, load, register, resolve
 
 CLASSES = (
     "background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "eye_g", "l_ear", "r_ear", "ear_r",
@@ -73,7 +73,6 @@ WEIGHTS = register(
         filename="79999_iter.pth",
         url="https://drive.google.com/open?id=154JgKpzCPW82qINcVieuPH3fZ2e0P812",
         licence="code MIT (zllrunning/face-parsing.PyTorch); weights trained on CelebAMask-HQ, non-commercial research use",
-        used_by=("face_parsing", "reface", "arcface_irse50_reface", "arcface_irse50_reface_ffpp"),
         note="the pre-trained model link of the face-parsing.PyTorch README (Google Drive)",
     )
 )[0]
@@ -246,5 +245,5 @@ def load_face_parser(weights_dir=None, device: str | torch.device = "cpu") -> Fa
     """The released BiSeNet (79999_iter.pth), in eval mode; a missing file raises WeightsError."""
     path = resolve([WEIGHTS], weights_dir)[WEIGHTS.name]
     net = BiSeNet()
-    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    net.load_state_dict(load(WEIGHTS, path), strict=True)
     return FaceParser(net).to(device).eval()

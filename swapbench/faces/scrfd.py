@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from swapbench.bench.weights import WeightFile, register, resolve
+from swapbench.weights import WeightFile, register, resolve
 
 INPUT_SIZE = 640
 INPUT_MEAN = 127.5
@@ -39,14 +39,14 @@ _LICENCE = "insightface model packs: non-commercial research use only (code MIT)
 _SHA256 = "5838f7fe053675b1c7a08b633df49e7af5495cee0493c7dcf6697200b85b5b91"
 WEIGHTS = {
     "buffalo_l": WeightFile(
-        name="insightface/buffalo_l/det_10g", filename="det_10g.onnx", url=_PACKS.format("buffalo_l"),
-        licence=_LICENCE, sha256=_SHA256, size=16_923_827, used_by=("scrfd",), manual=True,
+        name="insightface/buffalo_l/det_10g", filename="det_10g.onnx", format="onnx", url=_PACKS.format("buffalo_l"),
+        licence=_LICENCE, sha256=_SHA256, size=16_923_827, manual=True,
         note="det_10g.onnx is inside buffalo_l.zip: unzip the pack and put det_10g.onnx in the weights directory",
     ),
     "antelopev2": WeightFile(
-        name="insightface/antelopev2/scrfd_10g_bnkps", filename="scrfd_10g_bnkps.onnx",
+        name="insightface/antelopev2/scrfd_10g_bnkps", filename="scrfd_10g_bnkps.onnx", format="onnx",
         url=_PACKS.format("antelopev2"), licence=_LICENCE, sha256=_SHA256, size=16_923_827,
-        used_by=("scrfd",), manual=True,
+        manual=True,
         note="scrfd_10g_bnkps.onnx is inside antelopev2.zip: unzip the pack and put scrfd_10g_bnkps.onnx in the weights directory",
     ),
 }

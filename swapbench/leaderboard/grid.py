@@ -7,12 +7,13 @@ frame_grid: the target frame | each method's swap pasted back into that frame (f
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
-from swapbench.bench.prepare import crop_path
+from swapbench.bench import layout
 from swapbench.bench.store import Store
 
 CELL = 128
@@ -22,7 +23,7 @@ def comparison_grid(store: Store, part, path: Path, rows: int = 6) -> Path | Non
     if part.empty:
         return None
     runs, order, run, common = _runs(store, part)
-    convention, phash = run["config"]["face"]["eval_convention"], run["protocol_hash"]
+    key = layout.face_key_of_run(run["config"], run["config"]["face"]["eval_convention"])
     chosen = _choose(common, rows)
     if not chosen:
         return None
@@ -32,8 +33,8 @@ def comparison_grid(store: Store, part, path: Path, rows: int = 6) -> Path | Non
     for j, title in enumerate(header):
         draw.text((j * CELL + 4, 3), title, fill="black")
     for i, (pid, source, target) in enumerate(chosen):
-        cells = [_crop(store, phash, source, convention), _crop(store, phash, target, convention)]
-        cells += [store.files / "runs" / runs.loc[m, "run_id"] / f"{pid}.png" for m in order]
+        cells = [_crop(store, run["protocol_hash"], source, key), _crop(store, run["protocol_hash"], target, key)]
+        cells += [layout.swap_path(store.files, runs.loc[m, "run_id"], pid) for m in order]
         for j, cell in enumerate(cells):
             img = Image.open(cell).convert("RGB").resize((CELL, CELL), Image.Resampling.LANCZOS) if cell else None
             if img is not None:
@@ -48,7 +49,7 @@ def _runs(store: Store, part):
     runs = part.drop_duplicates("method").set_index("method")
     order = sorted(runs.index, key=lambda m: (["source", "target", "classic"] + [m]).index(m))
     swaps = [store.swaps(runs.loc[m, "run_id"]) for m in order]
-    common = set.intersection(*({p for p, (ok, _, _) in s.items() if ok} for s in swaps))
+    common = set.intersection(*({p for p, s in s.items() if s.ok} for s in swaps))
     return runs, order, store.run(runs["run_id"].iloc[0]), common
 
 
@@ -71,23 +72,25 @@ FRAME_CELL = 192
 
 def frame_grid(store: Store, part, path: Path, rows: int = 4) -> Path | None:
     """Target frames and every method's swap pasted back into them. Needs the data on this machine:
-    without it (or when a frame's pixels no longer match the run's), returns None."""
+    without it (or when a frame's pixels no longer match the run's), returns None and says why."""
     from swapbench.datasets import load_protocol
     from swapbench.datasets.images import ImageError, load_image, pixel_sha
+    from swapbench.datasets.protocol import DataError
     from swapbench.faces import warp
 
     if part.empty:
         return None
     runs, order, run, common = _runs(store, part)
-    convention = run["config"]["face"]["eval_convention"]
+    key = layout.face_key_of_run(run["config"], run["config"]["face"]["eval_convention"])
     try:
         protocol = load_protocol({**run["config"], "data": {**(run["config"].get("data") or {}), "allow_missing": True}})
-    except Exception:  # data set moved or absent: no frames to paste into
+    except (DataError, OSError, KeyError, ValueError) as exc:  # data set moved or absent: no frames to paste into
+        warnings.warn(f"{run['protocol']}: no pasted-back frames ({exc})")
         return None
     cells = []
     for pid, _, target in _choose(common, rows):
         sha = store.image_sha(run["protocol_hash"], target)
-        face = store.face(sha, convention) if sha else None
+        face = store.face(sha, key) if sha else None
         try:
             frame = load_image(protocol.location(target))
         except (ImageError, OSError):
@@ -96,7 +99,7 @@ def frame_grid(store: Store, part, path: Path, rows: int = 4) -> Path | None:
             continue
         row = [frame]
         for m in order:
-            swap = np.asarray(Image.open(store.files / "runs" / runs.loc[m, "run_id"] / f"{pid}.png").convert("RGB"))
+            swap = np.asarray(Image.open(layout.swap_path(store.files, runs.loc[m, "run_id"], pid)).convert("RGB"))
             row.append(warp.paste_into_frame(frame, swap, face["matrix"], face["landmarks"], max_side=2 * FRAME_CELL))
         cells.append(row)
     if not cells:
@@ -115,7 +118,7 @@ def frame_grid(store: Store, part, path: Path, rows: int = 4) -> Path | None:
     return path
 
 
-def _crop(store, phash, key, convention):
-    sha = store.image_sha(phash, key)
-    face = store.face(sha, convention) if sha else None
-    return crop_path(store, convention, face["crop_sha"]) if face and face["ok"] else None
+def _crop(store, phash, image_key, face_key):
+    sha = store.image_sha(phash, image_key)
+    face = store.face(sha, face_key) if sha else None
+    return layout.crop_path(store.files, face_key, face["crop_sha"]) if face and face["ok"] else None

@@ -21,16 +21,21 @@ SET_LEVEL = {c.name for f in FAMILIES.values() if f.compares_with == "reference"
 def collect(store: Store, protocol: str | None = None, include_unpublishable: bool = False) -> pd.DataFrame:
     rows = []
     for run in store.latest_runs(protocol, publishable_only=not include_unpublishable):
-        failed_pairs = {pid for pid, _, _ in store.failures(run["run_id"])}
-        for metric, agg in store.aggregates(run["run_id"]).items():
-            rows.append({
-                "protocol": run["protocol"], "protocol_hash": run["protocol_hash"], "method": run["method"],
-                "metric": metric, **agg, "pairs": run["provenance"]["protocol"]["pairs"],
-                "pairs_failed": len(failed_pairs), "run_id": run["run_id"],
-                "git_revision": run["provenance"].get("git_revision"),
-                "min_samples": (run["config"].get("fid") or {}).get("min_samples"),
-            })
+        failed_pairs = {f.pair_id for f in store.failures(run["run_id"])}
+        common = {"protocol": run["protocol"], "protocol_hash": run["protocol_hash"], "method": run["method"],
+                  "pairs": run["provenance"]["protocol"]["pairs"], "pairs_failed": len(failed_pairs),
+                  "run_id": run["run_id"], "git_revision": run["provenance"].get("git_revision"),
+                  "min_samples": (run["config"].get("fid") or {}).get("min_samples")}
+        aggregates = store.aggregates(run["run_id"])
+        for metric, agg in aggregates.items():
+            rows.append({**common, "metric": metric, **agg})
+        if not aggregates:  # every pair failed: the run still has its row, with its coverage
+            rows.append({**common, "metric": NO_VALUE, "value": float("nan"), "ci_low": None, "ci_high": None,
+                         "n": 0, "n_failed": common["pairs"], "backend": ""})
     return pd.DataFrame(rows)
+
+
+NO_VALUE = ""  # the metric of the row standing for a run without any value
 
 
 def _cell(row) -> str:
@@ -63,7 +68,7 @@ def markdown(df: pd.DataFrame, store: Store, grids: dict[str, str] | None = None
         return "No complete runs in the store yet: run `bench run` first.\n"
     out = []
     for (protocol, phash), part in df.groupby(["protocol", "protocol_hash"], sort=True):
-        metrics_order = [m for m in COLUMNS if m in set(part["metric"])] + sorted(set(part["metric"]) - set(COLUMNS))
+        metrics_order = [m for m in COLUMNS if m in set(part["metric"])] + sorted(set(part["metric"]) - set(COLUMNS) - {NO_VALUE})
         runs = part.drop_duplicates("method").set_index("method")
         order = sorted(runs.index, key=lambda m: _sort_key(part, m))
         n_pairs = int(runs["pairs"].iloc[0])
@@ -78,8 +83,7 @@ def markdown(df: pd.DataFrame, store: Store, grids: dict[str, str] | None = None
             failed = int(runs.loc[method, "pairs_failed"])
             cells.append(f"{n_pairs - failed}/{n_pairs} evaluated, {failed} failed")
             out.append(f"| {method} | " + " | ".join(cells) + " |")
-        backends = sorted(set(zip(part["metric"], part["backend"])))
-        fams = sorted({b for _, b in backends})
+        fams = sorted({b for b in part["backend"] if b})
         out.append("")
         out.append(f"Protocol `{protocol}` hash `{phash}`, {n_pairs} pairs. Backends: {', '.join(f'`{b}`' for b in fams)}. "
                    "Each value: mean over evaluated pairs [95% percentile bootstrap interval over pairs]; "
@@ -92,8 +96,8 @@ def markdown(df: pd.DataFrame, store: Store, grids: dict[str, str] | None = None
                        "protocols. FIDs from different extractors or resize policies are not comparable either.")
         reasons = Counter()
         for run_id in runs["run_id"]:
-            for _, stage, reason in store.failures(run_id):
-                reasons[(stage, reason)] += 1
+            for f in store.failures(run_id):
+                reasons[(f.stage, f.reason)] += 1
         if reasons:
             out.append("")
             out.append("Failures by stage: " + "; ".join(f"{stage}: {reason} ×{n}" for (stage, reason), n in sorted(reasons.items())))

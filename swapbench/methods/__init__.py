@@ -1,35 +1,36 @@
-"""Method registry: `bench list methods` prints it."""
+"""Method registry: `bench list methods` prints it.
+
+Built-in methods are lazy "module:Class" entries, so listing names imports no model code; other
+packages add methods through the `swapbench.methods` entry-point group (see swapbench.registry).
+"""
 
 from __future__ import annotations
 
 from swapbench.methods.base import FaceBatch, SwapMethod
+from swapbench.registry import Registry
 
-METHODS: dict[str, type[SwapMethod]] = {}
-
-
-def register(cls: type[SwapMethod]) -> type[SwapMethod]:
-    if cls.name in METHODS:
-        raise ValueError(f"method {cls.name!r} registered twice")
-    METHODS[cls.name] = cls
-    return cls
+METHODS: Registry[type[SwapMethod]] = Registry("method", entry_point_group="swapbench.methods")
+for _name, _target in {
+    "source": "swapbench.methods.baselines:Source",
+    "target": "swapbench.methods.baselines:Target",
+    "classic": "swapbench.methods.baselines:Classic",
+    "precomputed": "swapbench.methods.precomputed:Precomputed",
+    "ghost": "swapbench.methods.ghost.method:Ghost",
+    "ghost_1block": "swapbench.methods.ghost.method:Ghost1Block",
+    "ghost_3blocks": "swapbench.methods.ghost.method:Ghost3Blocks",
+    "megafs": "swapbench.methods.megafs.method:MegaFS",
+    "megafs_injection": "swapbench.methods.megafs.method:MegaFSInjection",
+    "megafs_lcr": "swapbench.methods.megafs.method:MegaFSLCR",
+}.items():
+    METHODS.add(_name, _target)
 
 
 def get(name: str) -> type[SwapMethod]:
-    _load_builtin()
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise KeyError(f"unknown method {name!r}; known: {', '.join(sorted(METHODS))}") from None
+    return METHODS.get(name)
 
 
 def all_methods() -> dict[str, type[SwapMethod]]:
-    _load_builtin()
-    return dict(METHODS)
+    return METHODS.all()
 
 
-def _load_builtin() -> None:
-    # Importing the modules registers their methods.
-    from swapbench.methods import baselines, ghost, megafs, precomputed  # noqa: F401
-
-
-__all__ = ["FaceBatch", "SwapMethod", "register", "get", "all_methods"]
+__all__ = ["FaceBatch", "SwapMethod", "METHODS", "get", "all_methods"]

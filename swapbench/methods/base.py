@@ -2,19 +2,31 @@
 
 The engine detects, aligns and crops faces once per crop convention, so every method sees identical
 inputs; a method only maps aligned source/target crops to aligned swapped crops. Methods never read
-files or download anything: the engine resolves the weight files a method declares and hands it the
-loaded state dicts through `load_weights`.
+files or download anything: the engine resolves the weight files a method declares, opens each the
+way its declared format is opened (swapbench.weights.load) and hands them over through `load_weights`,
+all before the first face is detected.
+
+Declared hooks, so the engine never guesses from attributes:
+- `Options`: a frozen dataclass of the method's typed options, read from the config section named
+  after the method (`--set NAME.option=value`), validated, part of the run id, shown by `bench list methods`;
+- `from_config(cfg)`: builds the instance from the resolved config (default: `cls(options=...)`);
+- `input_images(protocol)`: extra per-pair images the engine prepares like protocol images (default: none);
+- `pair_generator(pair_id, device)`: the random generator of one pair, seeded by (run seed, pair id),
+  so a swap never depends on batch size, batch composition, worker count or DDP rank.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import hashlib
+import typing
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import lightning as L
 import torch
 
-from swapbench.bench.weights import WeightFile
+from swapbench.weights import WeightFile
 
 
 @dataclass
@@ -23,10 +35,12 @@ class FaceBatch:
 
     image: float tensor [B, 3, S, S] in [0, 1], RGB.
     landmarks: float tensor [B, 68, 2], dlib 68-point landmarks in crop pixel coordinates (x, y).
+    pair_id: the protocol pair of each row (for per-pair randomness and notes).
     """
 
     image: torch.Tensor
     landmarks: torch.Tensor
+    pair_id: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return self.image.shape[0]
@@ -43,11 +57,43 @@ class SwapMethod(L.LightningModule):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    paper: ClassVar[str] = ""  # e.g. "GHOST (IEEE Access 2022)"
+    code: ClassVar[str] = ""  # the official repository
     crop: ClassVar[str] = "ffhq"  # crop convention, see swapbench.faces.templates
     size: ClassVar[int] = 256  # crop side in pixels
     weights: ClassVar[tuple[WeightFile, ...]] = ()
     # True for reference rows (e.g. methods run with random weights in tests): never published.
     publishable: ClassVar[bool] = True
+
+    @dataclass(frozen=True)
+    class Options:
+        """No options. A method with options declares its own frozen dataclass named Options."""
+
+    def __init__(self, options=None):
+        super().__init__()
+        self.options = options if options is not None else self.Options()
+        self.seed = 0  # the run seed; the engine sets it (see pair_generator)
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "SwapMethod":
+        """The instance for a resolved run config: options from the config section named after the method."""
+        method = cls(options=parse_options(cls, cfg.get(cls.name)))
+        method.seed = cfg["engine"]["seed"]
+        return method
+
+    def option_values(self) -> dict:
+        """The options as plain values (part of the run id and the provenance)."""
+        return dataclasses.asdict(self.options)
+
+    def input_images(self, protocol) -> dict[str, str] | None:
+        """{pair id: image uri} of an extra image per pair, prepared by the engine like every protocol
+        image and passed to `swap` in place of the source crop (e.g. precomputed swaps). None: no extra input."""
+        return None
+
+    def pair_generator(self, pair_id: str, device: torch.device | str = "cpu") -> torch.Generator:
+        """The random generator of one pair: seeded by (run seed, pair id), on the given device."""
+        digest = hashlib.sha256(f"{self.seed}:{self.name}:{pair_id}".encode()).digest()
+        return torch.Generator(device=device).manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
     @property
     def convention(self) -> str:
@@ -63,9 +109,9 @@ class SwapMethod(L.LightningModule):
         raise NotImplementedError
 
     def predict_step(self, batch, batch_idx: int = 0):
-        src = FaceBatch(batch["source"], batch["source_landmarks"])
-        tgt = FaceBatch(batch["target"], batch["target_landmarks"])
         ids = list(batch["pair_id"])
+        src = FaceBatch(batch["source"], batch["source_landmarks"], ids)
+        tgt = FaceBatch(batch["target"], batch["target_landmarks"], ids)
         try:
             out = self._checked_swap(src, tgt)
             return {"pair_id": ids, "image": out, "error": [None] * len(ids)}
@@ -76,9 +122,8 @@ class SwapMethod(L.LightningModule):
         for i in range(len(ids)):
             one = slice(i, i + 1)
             try:
-                images.append(self._checked_swap(
-                    FaceBatch(src.image[one], src.landmarks[one]), FaceBatch(tgt.image[one], tgt.landmarks[one])
-                ))
+                images.append(self._checked_swap(FaceBatch(src.image[one], src.landmarks[one], ids[one]),
+                                                 FaceBatch(tgt.image[one], tgt.landmarks[one], ids[one])))
                 errors.append(None)
             except Exception as exc:  # noqa: BLE001 - recorded per pair, never dropped
                 images.append(torch.zeros_like(tgt.image[one]))
@@ -92,3 +137,35 @@ class SwapMethod(L.LightningModule):
         if not torch.isfinite(out).all():
             raise ValueError(f"{self.name} returned non-finite values")
         return out.clamp(0, 1)
+
+
+def option_fields(cls: type[SwapMethod]) -> list[tuple[str, object, object]]:
+    """(name, type, default) of each option a method declares."""
+    hints = typing.get_type_hints(cls.Options)
+    return [(f.name, hints[f.name], f.default if f.default is not dataclasses.MISSING else f.default_factory())
+            for f in dataclasses.fields(cls.Options)]
+
+
+def parse_options(cls: type[SwapMethod], section: dict | None):
+    """cls.Options from a config section, every key and type checked, with messages naming the key."""
+    section = dict(section or {})
+    fields = {name: (typ, default) for name, typ, default in option_fields(cls)}
+    unknown = sorted(set(section) - set(fields))
+    if unknown:
+        known = ", ".join(fields) or "none"
+        raise KeyError(f"unknown option {cls.name}.{unknown[0]} for method {cls.name}; its options: {known}")
+    values = {}
+    for key, value in section.items():
+        typ = fields[key][0]
+        allowed = typing.get_args(typ) or (typ,)
+        if value is None and type(None) in allowed:
+            values[key] = None
+            continue
+        if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not any(isinstance(value, t) and not (t is int and isinstance(value, bool))
+                   for t in allowed if isinstance(t, type)):
+            names = " or ".join(getattr(t, "__name__", str(t)) for t in allowed)
+            raise TypeError(f"option {cls.name}.{key} must be {names}, got {value!r}")
+        values[key] = value
+    return cls.Options(**values)

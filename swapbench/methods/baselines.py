@@ -17,11 +17,9 @@ import torch
 from scipy.spatial import Delaunay
 
 from swapbench.faces import warp
-from swapbench.methods import register
 from swapbench.methods.base import FaceBatch, SwapMethod
 
 
-@register
 class Target(SwapMethod):
     name = "target"
     description = "returns the target face (attribute upper bound)"
@@ -30,7 +28,6 @@ class Target(SwapMethod):
         return target.image.clone()
 
 
-@register
 class Source(SwapMethod):
     name = "source"
     description = "returns the source face (identity upper bound)"
@@ -39,7 +36,6 @@ class Source(SwapMethod):
         return source.image.clone()
 
 
-@register
 class Classic(SwapMethod):
     name = "classic"
     description = "Delaunay warp onto target landmarks + Lab colour transfer + Poisson blending (OpenCV)"

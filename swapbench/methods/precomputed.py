@@ -13,44 +13,51 @@ failure of that pair, recorded with its reason.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from swapbench.datasets.protocol import DataError, Protocol
 from swapbench.faces.templates import parse_convention
-from swapbench.methods import register
-from swapbench.methods.base import FaceBatch, SwapMethod
+from swapbench.methods.base import FaceBatch, SwapMethod, parse_options
 
 FIELDS = ("target", "source", "target_identity", "source_identity", "pair_id")
 
 
-@register
 class Precomputed(SwapMethod):
     name = "precomputed"
     description = "scores swap images made elsewhere: precomputed.dir, files named by precomputed.pattern"
 
-    def __init__(self, directory: str | Path, pattern: str = "{target}_{source}.jpg", convention: str = "ffhq_256"):
-        super().__init__()
-        self.directory = Path(directory).expanduser()
-        self.pattern = pattern
+    @dataclass(frozen=True)
+    class Options:
+        dir: str | None = None  # folder of swap images, one per pair
+        pattern: str = "{target}_{source}.jpg"  # file name of a pair's swap
+
+        def __post_init__(self):
+            try:
+                self.pattern.format(**{f: "x" for f in FIELDS})
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(f"precomputed.pattern {self.pattern!r} is not a valid pattern ({exc}); "
+                                 f"fields: {', '.join('{' + f + '}' for f in FIELDS)}") from None
+
+    def __init__(self, options=None, convention: str = "ffhq_256"):
+        super().__init__(options)
+        if not self.options.dir:
+            raise ValueError("method precomputed scores swap files made elsewhere: set precomputed.dir "
+                             "(e.g. --set precomputed.dir=DIR) and precomputed.pattern")
+        self.directory = Path(self.options.dir).expanduser()
+        self.pattern = self.options.pattern
         self.crop, self.size = parse_convention(convention)
-        try:
-            pattern.format(**{f: "x" for f in FIELDS})
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"precomputed.pattern {pattern!r} is not a valid pattern ({exc}); "
-                             f"fields: {', '.join('{' + f + '}' for f in FIELDS)}") from None
 
     @classmethod
     def from_config(cls, cfg: dict) -> "Precomputed":
-        pc = cfg["precomputed"]
-        if not pc.get("dir"):
-            raise ValueError("method precomputed scores swap files made elsewhere: set precomputed.dir "
-                             "(e.g. --set precomputed.dir=DIR) and precomputed.pattern")
-        directory = Path(pc["dir"]).expanduser()
-        if not directory.is_dir():
-            raise DataError(f"precomputed.dir {directory} is not a folder")
-        return cls(directory, pc["pattern"], cfg["face"]["eval_convention"])
+        # The swaps are scored as they are: cropped at the evaluation convention like every real image.
+        method = cls(options=parse_options(cls, cfg.get(cls.name)), convention=cfg["face"]["eval_convention"])
+        if not method.directory.is_dir():
+            raise DataError(f"precomputed.dir {method.directory} is not a folder")
+        method.seed = cfg["engine"]["seed"]
+        return method
 
     def input_images(self, protocol: Protocol) -> dict[str, str]:
         """{pair id: its swap file}. The engine prepares these images and passes their crops as `source`."""

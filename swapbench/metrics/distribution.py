@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from swapbench.metrics.columns import Column
 from swapbench.metrics.fid import FID
 from swapbench.metrics.prd import improved_precision_recall, prd, subsample_to_match
 from swapbench.metrics.refcache import RefStatsCache, ReferenceStats, reference_key
@@ -33,6 +34,18 @@ def reference_stats(ref_shas: list[str], ref_features: np.ndarray, feature_name:
     name, _, policy = feature_name.partition("/")
     key = reference_key(ref_shas, name, policy)
     return RefStatsCache(cache_dir).get_or_compute(key, lambda: ref_features)
+
+
+class DistributionScores:
+    """The set-level columns of the inception family, computed by `score` from stored features."""
+
+    columns = (
+        Column("fid", "FID", False),
+        Column("prd_f8", "PRD F8", True),
+        Column("prd_f1_8", "PRD F1/8", True),
+        Column("precision", "P (k=3)", True),
+        Column("recall", "R (k=3)", True),
+    )
 
 
 def score(fake: np.ndarray, ref: ReferenceStats, options: dict, seed: int) -> tuple[dict[str, float], dict]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from swapbench.metrics.columns import Column
 from swapbench.metrics.pairwise import PairwiseMetric
 
 
@@ -22,7 +23,7 @@ class ExpressionError(PairwiseMetric):
         5.0
     """
 
-    names = ("expression_error",)
+    columns = (Column("expression_error", "Expr err", False),)
     higher_is_better = False
 
     def pair_values(self, swap: Tensor, target: Tensor) -> Tensor:

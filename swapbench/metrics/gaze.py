@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from swapbench.metrics.columns import Column
 from swapbench.metrics.pairwise import PairwiseMetric
 
 
@@ -33,7 +34,7 @@ class GazeError(PairwiseMetric):
         45.0
     """
 
-    names = ("gaze_error",)
+    columns = (Column("gaze_error", "Gaze err (°)", False),)
     higher_is_better = False
 
     def pair_values(self, swap: Tensor, target: Tensor) -> Tensor:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from swapbench.metrics.columns import Column
 from swapbench.metrics.pairwise import PairwiseMetric
 
 
@@ -22,7 +23,11 @@ class IdentityMetric(PairwiseMetric):
     update(pair_index [B], swap [B, D], source_index [B] (row of the pair's source in the gallery)).
     """
 
-    names = ("id_cosine", "id_top1", "id_top5")
+    columns = (
+        Column("id_cosine", "ID cos", True),
+        Column("id_top1", "ID top-1 %", True, percent=True),
+        Column("id_top5", "ID top-5 %", True, percent=True),
+    )
 
     def __init__(self, gallery: torch.Tensor, gallery_identity: torch.Tensor, **kwargs):
         super().__init__(**kwargs)

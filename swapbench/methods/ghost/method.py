@@ -31,8 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from swapbench.bench.weights import WeightFile, WeightsError, register as register_weights
-from swapbench.methods import register
+from swapbench.weights import WeightFile, WeightsError
 from swapbench.methods.base import FaceBatch, SwapMethod
 from swapbench.methods.ghost.aei_net import AEINet
 from swapbench.methods.ghost.iresnet import iresnet100
@@ -50,7 +49,6 @@ GENERATOR_FILES: dict[int, WeightFile] = {
         filename=fn,
         url=f"{RELEASE}/sber-swap-v2.0/{fn}",
         licence=LICENCE,
-        used_by=(VARIANTS[n],),
         note=f"AEI-Net generator, unet encoder, {n} AAD block(s) per residual block",
     )
     for n, fn in _G_FILENAMES.items()
@@ -60,10 +58,8 @@ ARCFACE_FILE = WeightFile(
     filename="backbone.pth",
     url=f"{RELEASE}/arcface/backbone.pth",
     licence=LICENCE + "; an insightface arcface_torch IResNet-100, whose upstream model terms may also apply",
-    used_by=tuple(VARIANTS.values()),
     note="GHOST's identity encoder, saved as arcface_model/backbone.pth by download_models.sh",
 )
-register_weights(*GENERATOR_FILES.values(), ARCFACE_FILE)
 
 # Damps IResNet's residual branches in random weights (see random_state_dict).
 ARCFACE_RANDOM_GAINS = {"bn3.weight": 0.2}
@@ -121,7 +117,6 @@ def _check_state_dict(module: nn.Module, state: object, wf: WeightFile, what: st
         )
 
 
-@register
 class Ghost(SwapMethod):
     """GHOST face swap: AEI-Net generator conditioned on an ArcFace IResNet-100 identity.
 
@@ -133,13 +128,15 @@ class Ghost(SwapMethod):
 
     name = "ghost"
     description = "GHOST / sber-swap (2022): AEI-Net with unet attribute encoder, ArcFace IResNet-100 identity"
+    paper = "GHOST—A New Face Swap Approach for Image and Video Domains (IEEE Access 2022)"
+    code = "https://github.com/ai-forever/sber-swap"
     crop = "ghost"
     size = 224
     default_num_blocks: ClassVar[int] = 2
     weights = (GENERATOR_FILES[2], ARCFACE_FILE)
 
-    def __init__(self, num_blocks: int | None = None):
-        super().__init__()
+    def __init__(self, num_blocks: int | None = None, options=None):
+        super().__init__(options)
         n = self.default_num_blocks if num_blocks is None else num_blocks
         if n not in VARIANTS:
             raise ValueError(f"GHOST num_blocks must be one of {sorted(VARIANTS)}, got {num_blocks!r}")
@@ -196,7 +193,6 @@ class Ghost(SwapMethod):
         return self.generate(target.image, self.identity(source.image))
 
 
-@register
 class Ghost1Block(Ghost):
     name = "ghost_1block"
     description = "GHOST / sber-swap with 1 AAD unit per residual block (G_unet_1block.pth)"
@@ -204,7 +200,6 @@ class Ghost1Block(Ghost):
     weights = (GENERATOR_FILES[1], ARCFACE_FILE)
 
 
-@register
 class Ghost3Blocks(Ghost):
     name = "ghost_3blocks"
     description = "GHOST / sber-swap with 3 AAD units per residual block (G_unet_3blocks.pth)"

@@ -40,19 +40,18 @@ Here:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from swapbench.bench.weights import WeightFile, WeightsError, register as register_weights
 from swapbench.faces.parsing import WEIGHTS as PARSER_WEIGHTS, BiSeNet, FaceParser
-from swapbench.methods import register
 from swapbench.methods.base import FaceBatch, SwapMethod
 from swapbench.methods.megafs.nets import SWAP_TYPES, FaceTransferModule, HieRFE, SoftErosion
 from swapbench.methods.stylegan2 import Generator
+from swapbench.weights import WeightFile, WeightsError
 
 CODE = "https://github.com/zyainfal/One-Shot-Face-Swapping-on-Megapixels"
 LICENCE = "official repository has no open-source licence grant (see its LICENSE.txt); research use"
@@ -80,7 +79,6 @@ STYLEGAN_FILE = WeightFile(
          "rosinality's convert_weight.py writes the same content as stylegan2-ffhq-config-f.pt (rename to .pth)",
     manual=True,
 )
-register_weights(*SWAP_FILES.values(), STYLEGAN_FILE)
 
 FACE_IDS = (1, 2, 3, 4, 5, 6, 10, 12, 13)  # encode_segmentation_rgb, no_neck=True
 MOUTH_ID = 11
@@ -115,7 +113,6 @@ def check_state(module: nn.Module, state: object, wf: WeightFile, what: str) -> 
                            f" Get the official file from {wf.url}")
 
 
-@register
 class MegaFS(SwapMethod):
     """MegaFS with the FTM swapper (the paper's main model); `megafs_injection`, `megafs_lcr` are the others."""
 
@@ -129,11 +126,13 @@ class MegaFS(SwapMethod):
     weights = (SWAP_FILES["ftm"], STYLEGAN_FILE, PARSER_WEIGHTS)
     Options = MegaFSOptions
 
-    def __init__(self, options: MegaFSOptions | Mapping | None = None, **kwargs):
-        super().__init__()
-        if options is None or isinstance(options, Mapping):
-            options = MegaFSOptions(**{**dict(options or {}), **kwargs})
-        self.options = options
+    def __init__(self, options: MegaFSOptions | None = None, **kwargs):
+        """options: MegaFS.Options; keyword arguments are a shortcut (MegaFS(generator_size=32))."""
+        if options is None:
+            options = MegaFSOptions(**kwargs)
+        elif kwargs:
+            raise TypeError("pass either options or keyword options, not both")
+        super().__init__(options)
         self.save_hyperparameters({"swap_type": self.swap_type, **asdict(options)})
         with torch.device("meta"):  # every value comes from load_weights
             encoder, swapper = HieRFE(), FaceTransferModule(self.swap_type)
@@ -145,16 +144,6 @@ class MegaFS(SwapMethod):
         self.smooth_mask = SoftErosion(17, 0.9, 7)
         self.weights_loaded = False
         self.eval()
-
-    @classmethod
-    def from_config(cls, cfg: Mapping) -> MegaFS:
-        """Options from the config section named after the method (e.g. `--set megafs.refine=true`)."""
-        section = dict(cfg.get(cls.name) or {})
-        known = {f.name for f in fields(MegaFSOptions)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ValueError(f"unknown {cls.name} options {unknown}; known: {sorted(known)}")
-        return cls(MegaFSOptions(**section))
 
     def load_weights(self, state: dict[str, object]) -> None:
         swap_file = self.weights[0]
@@ -217,12 +206,19 @@ class MegaFS(SwapMethod):
             mask = F.interpolate(mask, size=(size, size), mode="bilinear", align_corners=False)
         return mask
 
+    def soft_mask(self, target: torch.Tensor) -> torch.Tensor:
+        """SoftErosion(17, 0.9, 7) of the target's face + mouth mask, [B, 1, S, S]."""
+        return self.smooth_mask(self.face_mask(target))[0]
+
     def blend(self, swapped: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """SoftErosion blend of swaps onto the targets (both [B, 3, S, S] in [0, 1]); uint8-truncated if set."""
+        return self.paste(swapped, target, self.smooth_mask(mask)[0])
+
+    def paste(self, swapped: torch.Tensor, target: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+        """swapped * soft + target * (1 - soft) in [0, 255], truncated to whole steps if set, in [0, 1]."""
         s = target.shape[-1]
         if swapped.shape[-1] != s:  # only with a reduced generator_size
             swapped = F.interpolate(swapped, size=(s, s), mode="bilinear", align_corners=False)
-        soft, _ = self.smooth_mask(mask)
         out = swapped * 255.0 * soft + target.float() * 255.0 * (1 - soft)
         if self.options.truncate:
             out = out.floor()  # ndarray.astype(uint8) truncates; values are >= 0
@@ -237,11 +233,11 @@ class MegaFS(SwapMethod):
                                         FaceBatch(target.image[i:i + 1], target.landmarks[i:i + 1]))
                               for i in range(len(target))])
         tgt = target.image.float()
-        mask = self.face_mask(tgt)
+        soft = self.soft_mask(tgt)  # first: a pair without a usable mask fails before the networks run
         swapped = self.generate(self.encoder_input(source.image), self.encoder_input(tgt))
-        out = self.blend(swapped, tgt, mask)
+        out = self.paste(swapped, tgt, soft)
         if self.options.refine:
-            out = self.blend(self.regenerate(self.encoder_input(out)), tgt, mask)
+            out = self.paste(self.regenerate(self.encoder_input(out)), tgt, soft)
         return out
 
 
@@ -252,7 +248,6 @@ def minmax(img: torch.Tensor) -> torch.Tensor:
     return (img - lo) / (hi - lo)
 
 
-@register
 class MegaFSInjection(MegaFS):
     name = "megafs_injection"
     description = "MegaFS with the injection swapper (injection_final.pth)"
@@ -260,7 +255,6 @@ class MegaFSInjection(MegaFS):
     weights = (SWAP_FILES["injection"], STYLEGAN_FILE, PARSER_WEIGHTS)
 
 
-@register
 class MegaFSLCR(MegaFS):
     name = "megafs_lcr"
     description = "MegaFS with latent code replacement (lcr_final.pth; no learned swapper)"

@@ -21,10 +21,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from swapbench.bench.weights import WeightFile, register, resolve
+from swapbench.weights import WeightFile, register
 from swapbench.faces import templates
 from swapbench.faces.warp import align_batch
-from swapbench.metrics.backends.base import FeatureBackend, Features, register_backend
+from swapbench.metrics.backends.base import FeatureBackend, Features
 from swapbench.metrics.backends.common import to_uint8_rgb
 
 ARCFACE_SIZE = 112
@@ -38,20 +38,18 @@ _LICENCE = "insightface model packs: non-commercial research use only (code MIT)
 # print the pack's URL, what to extract and where to put it instead of fetching the whole zip.
 W600K_R50 = register(
     WeightFile(
-        name="insightface/buffalo_l/w600k_r50", filename="w600k_r50.onnx", url=_PACKS.format("buffalo_l"),
+        name="insightface/buffalo_l/w600k_r50", filename="w600k_r50.onnx", format="onnx", url=_PACKS.format("buffalo_l"),
         licence=_LICENCE + "; trained on WebFace600K",
         sha256="4c06341c33c2ca1f86781dab0e829f88ad5b64be9fba56e56bc9ebdefc619e43",
-        used_by=("insightface_w600k_r50",),
         note="w600k_r50.onnx is inside buffalo_l.zip: extract it",
         manual=True,
     )
 )[0]
 GLINT360K_R100 = register(
     WeightFile(
-        name="insightface/antelopev2/glintr100", filename="glintr100.onnx", url=_PACKS.format("antelopev2"),
+        name="insightface/antelopev2/glintr100", filename="glintr100.onnx", format="onnx", url=_PACKS.format("antelopev2"),
         licence=_LICENCE + "; trained on Glint360K",
         sha256="4ab1d6435d639628a6f3e5008dd4f929edf4c4124b1a7169e1048f9fef534cdf",
-        used_by=("insightface_glint360k_r100",),
         note="glintr100.onnx (ResNet-100 trained on Glint360K) is inside antelopev2.zip: extract it",
         manual=True,
     )
@@ -103,9 +101,7 @@ class InsightfaceArcFace(FeatureBackend):
         import onnxruntime as ort
 
         super().__init__(files, device)
-        if self.weight.name not in self.files:
-            self.files = {**self.files, **resolve(self.weights)}
-        self.session = ort.InferenceSession(str(self.files[self.weight.name]), providers=self._providers(ort))
+        self.session = ort.InferenceSession(str(self.open(self.weight)), providers=self._providers(ort))
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.output_name = self.session.get_outputs()[0].name
@@ -146,7 +142,6 @@ class InsightfaceArcFace(FeatureBackend):
         return Features(values=values, ok=ok, reasons=reasons)
 
 
-@register_backend
 class InsightfaceW600kR50(InsightfaceArcFace):
     """ArcFace ResNet-50 trained on WebFace600K: the recognition model of insightface's buffalo_l pack."""
 
@@ -156,7 +151,6 @@ class InsightfaceW600kR50(InsightfaceArcFace):
     licence = W600K_R50.licence
 
 
-@register_backend
 class InsightfaceGlint360kR100(InsightfaceArcFace):
     """ArcFace ResNet-100 trained on Glint360K: the recognition model of insightface's antelopev2 pack."""
 

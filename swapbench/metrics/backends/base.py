@@ -14,7 +14,8 @@ from typing import ClassVar
 
 import torch
 
-from swapbench.bench.weights import WeightFile
+from swapbench import weights
+from swapbench.weights import WeightFile, WeightsError
 
 
 @dataclass
@@ -30,21 +31,32 @@ class FeatureBackend:
     dim: ClassVar[int]
     weights: ClassVar[tuple[WeightFile, ...]] = ()
     input: ClassVar[str] = ""  # human-readable input convention, shown by `bench weights`
+    # The backend's torch network, if any: the engine's feature extractor moves it to the run's device.
+    module: torch.nn.Module | None = None
     licence: ClassVar[str] = ""
 
     def __init__(self, files: dict[str, Path] | None = None, device: str | torch.device = "cpu"):
-        self.files = files or {}
+        self.files = files or {}  # registry name -> resolved path, for every declared file
         self.device = torch.device(device)
+        missing = [f.filename for f in self.weights if f.name not in self.files]
+        if missing:
+            raise WeightsError(f"backend {self.name} was built without its weight files {', '.join(missing)}: "
+                               f"resolve them first (swapbench.weights.resolve({type(self).__name__}.weights))")
+
+    def open(self, f: WeightFile):
+        """One of the declared files, opened by the weights layer the way its format is opened."""
+        return weights.load(f, self.files[f.name])
+
+    @classmethod
+    def from_config(cls, files: dict[str, Path], cfg: dict) -> "FeatureBackend":
+        """The backend of a run: its resolved files and the config (e.g. inception reads `fid.policy`)."""
+        return cls(files)
+
+    @property
+    def feature_name(self) -> str:
+        """The name features and values are stored under (the backend, plus e.g. its resize policy)."""
+        return self.name
 
     def extract(self, images: torch.Tensor) -> Features:
         raise NotImplementedError
 
-
-BACKENDS: dict[str, type[FeatureBackend]] = {}
-
-
-def register_backend(cls: type[FeatureBackend]) -> type[FeatureBackend]:
-    if cls.name in BACKENDS:
-        raise ValueError(f"backend {cls.name!r} registered twice")
-    BACKENDS[cls.name] = cls
-    return cls

@@ -54,10 +54,3 @@ def expected_bins(logits: torch.Tensor, width: float, start: float) -> torch.Ten
     return (logits.softmax(dim=1) * idx).sum(dim=1) * width + start
 
 
-def load_state_dict(path) -> dict:
-    """A checkpoint's state_dict, loaded without unpickling arbitrary objects."""
-    sd = torch.load(path, map_location="cpu", weights_only=True)
-    # checkpoints saved from nn.DataParallel prefix every key with "module."
-    if all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
-    return sd

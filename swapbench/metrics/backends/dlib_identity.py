@@ -12,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from swapbench.metrics.backends.base import FeatureBackend, Features, register_backend
+from swapbench.metrics.backends.base import FeatureBackend, Features
 from swapbench.metrics.backends.common import to_uint8_rgb
 
 
@@ -28,7 +28,6 @@ def _models():
     )
 
 
-@register_backend
 class DlibIdentity(FeatureBackend):
     name = "dlib_resnet_v1"
     family = "identity"

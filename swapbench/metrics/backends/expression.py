@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from swapbench.bench.weights import WeightFile, register, resolve
-from swapbench.metrics.backends.base import FeatureBackend, Features, register_backend
+from swapbench.weights import WeightFile, register
+from swapbench.metrics.backends.base import FeatureBackend, Features
 from swapbench.metrics.backends.common import features_from_rows, to_uint8_rgb
 from swapbench.metrics.backends.resnet import ResNetTrunk
 
@@ -15,9 +15,9 @@ HSEMOTION_B0_VGAF = register(
     WeightFile(
         name="hsemotion/enet_b0_8_best_vgaf",
         filename="enet_b0_8_best_vgaf.onnx",
+        format="onnx",
         url="https://github.com/HSE-asavchenko/face-emotion-recognition/raw/main/models/affectnet_emotions/onnx/enet_b0_8_best_vgaf.onnx",
         licence="Apache-2.0 (HSE-asavchenko/face-emotion-recognition); trained on AffectNet",
-        used_by=("hsemotion",),
         note="the file hsemotion-onnx 0.3.1 downloads into ~/.hsemotion",
     )
 )[0]
@@ -26,17 +26,17 @@ DEEP3D_NET = register(
     WeightFile(
         name="deep3d/epoch_20",
         filename="epoch_20.pth",
+        format="checkpoint",
         url="https://drive.google.com/drive/folders/1liaIxn9smpudjjqMaWWRpP0mXRW_qRPP",
         licence="MIT (sicxu/Deep3DFaceRecon_pytorch); trained on CelebA, LFW, 300W-LP, IJB-A, LS3D-W, FFHQ",
-        used_by=("deep3d_exp",),
         note="checkpoints/face_recon_feat0.2_augment/epoch_20.pth of the Deep3DFaceRecon_pytorch README (Google Drive)",
     ),
     WeightFile(
         name="deep3d/similarity_Lm3D_all",
         filename="similarity_Lm3D_all.mat",
+        format="mat",
         url="https://github.com/sicxu/Deep3DFaceRecon_pytorch/raw/master/BFM/similarity_Lm3D_all.mat",
         licence="MIT (sicxu/Deep3DFaceRecon_pytorch)",
-        used_by=("deep3d_exp",),
         note="the 3D landmarks the official code aligns faces to (BFM/ folder of the repository)",
     ),
 )
@@ -44,16 +44,15 @@ BFM_MODEL_FRONT = register(
     WeightFile(
         name="deep3d/BFM_model_front",
         filename="BFM_model_front.mat",
+        format="mat",
         url="https://faces.dmi.unibas.ch/bfm/main.php?nav=1-2&id=downloads",
         licence="Basel Face Model 2009 licence (registration; non-commercial research)",
-        used_by=(),
         note=("built by Deep3DFaceRecon_pytorch from 01_MorphableModel.mat (BFM09, registration required) and "
               "Exp_Pca.bin (Guo et al.); only needed to render the reconstruction, not for `exp` coefficients"),
     )
 )[0]
 
 
-@register_backend
 class MediapipeBlendshapes(FeatureBackend):
     """MediaPipe FaceLandmarker's 52 blendshape scores (ARKit-style names, in the model's fixed order)."""
 
@@ -70,7 +69,6 @@ class MediapipeBlendshapes(FeatureBackend):
         return features_from_rows([None if r is None else r.blendshapes for r in results], self.dim, self.name)
 
 
-@register_backend
 class HSEmotion(FeatureBackend):
     """HSEmotion EfficientNet-B0 (enet_b0_8_best_vgaf) emotion logits, as hsemotion-onnx computes them.
 
@@ -91,9 +89,7 @@ class HSEmotion(FeatureBackend):
         import onnxruntime as ort
 
         super().__init__(files, device)
-        if HSEMOTION_B0_VGAF.name not in self.files:
-            self.files = {**self.files, **resolve(self.weights)}
-        self.session = ort.InferenceSession(str(self.files[HSEMOTION_B0_VGAF.name]), providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(self.open(HSEMOTION_B0_VGAF)), providers=["CPUExecutionProvider"])
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         import cv2
@@ -166,7 +162,6 @@ def deep3d_align(image: np.ndarray, lm5: np.ndarray, lm3d5: np.ndarray, size: in
 MEDIAPIPE_5 = ((468,), (473,), (1,), (61,), (291,))
 
 
-@register_backend
 class Deep3DExpression(FeatureBackend):
     """Deep3DFaceRecon_pytorch expression coefficients (64-d `exp`), REFace's expression backend.
 
@@ -183,16 +178,13 @@ class Deep3DExpression(FeatureBackend):
     licence = "MIT (sicxu/Deep3DFaceRecon_pytorch)"
 
     def __init__(self, files=None, device="cpu"):
-        from scipy.io import loadmat
-
         super().__init__(files, device)
-        if not all(f.name in self.files for f in self.weights):
-            self.files = {**self.files, **resolve(self.weights)}
-        ckpt = torch.load(self.files["deep3d/epoch_20"], map_location="cpu", weights_only=True)
+        net, lm3d = self.weights
+        ckpt = self.open(net)
         self.model = Deep3DReconNet()
         self.model.load_state_dict(ckpt["net_recon"] if "net_recon" in ckpt else ckpt, strict=True)
         self.model.eval().to(self.device)
-        self.lm3d5 = deep3d_five_points(loadmat(str(self.files["deep3d/similarity_Lm3D_all"]))["lm"])
+        self.lm3d5 = deep3d_five_points(self.open(lm3d)["lm"])
 
     @torch.no_grad()
     def extract(self, images: torch.Tensor) -> Features:

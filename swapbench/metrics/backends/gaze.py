@@ -13,13 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from swapbench.bench.weights import WeightFile, register, resolve
-from swapbench.metrics.backends.base import FeatureBackend, Features, register_backend
+from swapbench.weights import WeightFile, register, strip_prefix
+from swapbench.metrics.backends.base import FeatureBackend, Features
 from swapbench.metrics.backends.common import (
     expected_bins,
     features_from_rows,
     imagenet_normalize,
-    load_state_dict,
     to_uint8_rgb,
 )
 from swapbench.metrics.backends.resnet import ResNetTrunk
@@ -30,7 +29,6 @@ L2CS_GAZE360 = register(
         filename="L2CSNet_gaze360.pkl",
         url="https://drive.google.com/drive/folders/17p6ORr-JQJcw-eYtG2WGNiuS_qVKwdWd",
         licence="MIT (Ahmednull/L2CS-Net); trained on Gaze360",
-        used_by=("l2cs",),
         note="Google Drive folder linked from the L2CS-Net README; take L2CSNet_gaze360.pkl",
     )
 )[0]
@@ -81,7 +79,6 @@ def iris_gaze(landmarks: np.ndarray, transform: np.ndarray, width: int, height: 
     return np.array([pitch, yaw])
 
 
-@register_backend
 class MediapipeIrisGaze(FeatureBackend):
     """Gaze from MediaPipe's iris landmarks within the eye corners and lids (a geometric approximation)."""
 
@@ -136,7 +133,6 @@ def l2cs_preprocess(images: torch.Tensor) -> torch.Tensor:
     return imagenet_normalize(x)
 
 
-@register_backend
 class L2CSGaze(FeatureBackend):
     """L2CS-Net gaze (Gaze360 model)."""
 
@@ -150,10 +146,8 @@ class L2CSGaze(FeatureBackend):
 
     def __init__(self, files=None, device="cpu"):
         super().__init__(files, device)
-        if L2CS_GAZE360.name not in self.files:
-            self.files = {**self.files, **resolve(self.weights)}
         self.model = L2CS()
-        self.model.load_state_dict(load_state_dict(self.files[L2CS_GAZE360.name]), strict=True)
+        self.model.load_state_dict(strip_prefix(self.open(L2CS_GAZE360)), strict=True)
         self.model.eval().to(self.device)
 
     @torch.no_grad()

@@ -36,10 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from swapbench.bench.weights import WeightFile, register, resolve
+from swapbench.weights import WeightFile, register, strip_prefix
 from swapbench.faces import parsing
-from swapbench.metrics.backends.base import FeatureBackend, Features, register_backend
-from swapbench.metrics.backends.common import load_state_dict, to_uint8_rgb
+from swapbench.metrics.backends.base import FeatureBackend, Features
+from swapbench.metrics.backends.common import to_uint8_rgb
 
 IRSE50_WEIGHTS = register(
     WeightFile(
@@ -47,7 +47,6 @@ IRSE50_WEIGHTS = register(
         filename="model_ir_se50.pth",
         url="https://drive.google.com/file/d/1KW7bjndL3QG3sxBbZxreGHigcCCpsDgn/view",
         licence="code MIT (TreB1eN/InsightFace_Pytorch, pSp); weights trained on MS-Celeb-1M derived data, research use",
-        used_by=("arcface_irse50_reface", "arcface_irse50_reface_ffpp", "reface"),
         note=("the 'Arcface ID retrieval model' link of the REFace README (the pSp IR-SE50 file, Google Drive); "
               "also in the Hugging Face repo Sanoojan/REFace under Other_dependencies/arcface/"),
         manual=True,  # a Google Drive page, not a direct link
@@ -135,7 +134,6 @@ class REFaceID(nn.Module):
         return self.net(reface_input(images, masks))
 
 
-@register_backend
 class ArcFaceIRSE50REFace(FeatureBackend):
     """ArcFace IR-SE50 embeddings of parsing-masked faces, as REFace's ID retrieval computes them."""
 
@@ -151,12 +149,10 @@ class ArcFaceIRSE50REFace(FeatureBackend):
 
     def __init__(self, files=None, device="cpu"):
         super().__init__(files, device)
-        if not all(f.name in self.files for f in self.weights):
-            self.files = {**self.files, **resolve(self.weights)}
         net = IRSE50()
-        net.load_state_dict(load_state_dict(self.files[IRSE50_WEIGHTS.name]), strict=True)
+        net.load_state_dict(strip_prefix(self.open(IRSE50_WEIGHTS)), strict=True)
         bisenet = parsing.BiSeNet()
-        bisenet.load_state_dict(load_state_dict(self.files[parsing.WEIGHTS.name]), strict=True)
+        bisenet.load_state_dict(strip_prefix(self.open(parsing.WEIGHTS)), strict=True)
         # `module` is the attribute the engine's feature extractor moves to the device.
         self.module = REFaceID(net, parsing.FaceParser(bisenet), self.keep).eval().to(self.device)
 
@@ -167,7 +163,6 @@ class ArcFaceIRSE50REFace(FeatureBackend):
         return Features(values=values, ok=torch.ones(n, dtype=torch.bool), reasons=[None] * n)
 
 
-@register_backend
 class ArcFaceIRSE50REFaceFFpp(ArcFaceIRSE50REFace):
     """REFace's ID retrieval with its FF++ keep list (skin, nose, eyes, ears)."""
 

@@ -17,13 +17,12 @@ import torch
 from scipy.spatial.transform import Rotation
 from torch import nn
 
-from swapbench.bench.weights import WeightFile, register, resolve
-from swapbench.metrics.backends.base import FeatureBackend, Features, register_backend
+from swapbench.weights import WeightFile, register, strip_prefix
+from swapbench.metrics.backends.base import FeatureBackend, Features
 from swapbench.metrics.backends.common import (
     expected_bins,
     features_from_rows,
     imagenet_normalize,
-    load_state_dict,
     resize,
     to_uint8_rgb,
 )
@@ -35,7 +34,6 @@ HOPENET_ROBUST = register(
         filename="hopenet_robust_alpha1.pkl",
         url="https://drive.google.com/open?id=1m25PrSE7g9D2q2XJVMR6IA7RaCvWSzCR",
         licence="Apache-2.0 (natanielruiz/deep-head-pose); trained on 300W-LP",
-        used_by=("hopenet",),
         note="the '300W-LP, alpha 1, robust to image quality' model of the deep-head-pose README (Google Drive)",
     )
 )[0]
@@ -52,7 +50,6 @@ def euler_from_rotation(rotation: np.ndarray) -> np.ndarray:
     return np.array([-a, -b, -c])
 
 
-@register_backend
 class MediapipePose(FeatureBackend):
     """Head pose from MediaPipe FaceLandmarker's facial transformation matrix."""
 
@@ -113,7 +110,6 @@ def pnp_pose(points: np.ndarray, width: int, height: int) -> np.ndarray:
     return euler_from_rotation(np.diag([1.0, -1.0, -1.0]) @ r_cv)  # -> camera with y up, z to the viewer
 
 
-@register_backend
 class Pnp68Pose(FeatureBackend):
     """Head pose from dlib's 68 landmarks fitted to a 3D mean face with cv2.solvePnP."""
 
@@ -158,7 +154,6 @@ class Hopenet(ResNetTrunk):
         return torch.stack([expected_bins(x, 3.0, -99.0) for x in logits], dim=1)
 
 
-@register_backend
 class HopenetPose(FeatureBackend):
     """Hopenet head pose, the pose backend of REFace's protocol."""
 
@@ -172,10 +167,8 @@ class HopenetPose(FeatureBackend):
 
     def __init__(self, files=None, device="cpu"):
         super().__init__(files, device)
-        if HOPENET_ROBUST.name not in self.files:
-            self.files = {**self.files, **resolve(self.weights)}
         self.model = Hopenet()
-        self.model.load_state_dict(load_state_dict(self.files[HOPENET_ROBUST.name]), strict=True)
+        self.model.load_state_dict(strip_prefix(self.open(HOPENET_ROBUST)), strict=True)
         self.model.eval().to(self.device)
 
     @torch.no_grad()

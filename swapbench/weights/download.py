@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from swapbench.bench import weights
-from swapbench.bench.weights import WeightFile
+from swapbench import weights
+from swapbench.weights import WeightFile
 
 CHUNK = 1 << 16  # bytes per read and per write of a streamed download
 TIMEOUT = (10, 60)  # seconds to connect, seconds without a byte before giving up
@@ -98,22 +98,6 @@ def instructions(f: WeightFile, weights_dir=None) -> str:
     if f.sha256:
         lines.append(f"  expected sha256: {f.sha256}")
     return "\n".join(lines)
-
-
-def select(names=(), used_by=()) -> list[WeightFile]:
-    """Registry entries by name (registry key or file name) and by the method/backend that uses them."""
-    by_key = {**{f.filename: f for f in weights.REGISTRY.values()}, **weights.REGISTRY}
-    chosen: dict[str, WeightFile] = {}
-    for n in names:
-        if n not in by_key:
-            raise KeyError(f"unknown weight file {n!r} (known: {', '.join(sorted(weights.REGISTRY)) or 'none'})")
-        chosen[by_key[n].name] = by_key[n]
-    for user in used_by:
-        files = [f for f in weights.REGISTRY.values() if user in f.used_by]
-        if not files:
-            raise KeyError(f"no registered weight file is used by {user!r}")
-        chosen.update({f.name: f for f in files})
-    return list(chosen.values())
 
 
 def download(f: WeightFile, weights_dir=None, *, progress: bool = True, retries: int = 2) -> Outcome:

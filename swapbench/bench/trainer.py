@@ -1,0 +1,60 @@
+"""Lightning plumbing of a run: trainers, loaders, prediction passes, rank and stage timing."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from contextlib import contextmanager
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+
+def loader(dataset, cfg) -> DataLoader:
+    e = cfg["engine"]
+    return DataLoader(dataset, batch_size=e["batch_size"], num_workers=e["num_workers"], shuffle=False)
+
+
+def predict(cfg, module, dataset, writer, progress=None) -> None:
+    """One `Trainer.predict` pass whose writer persists every batch."""
+    trainer = make_trainer(cfg, [writer] + ([progress] if progress else []))
+    trainer.predict(module, loader(dataset, cfg), return_predictions=False)
+    # Under DDP every rank writes its shard; all of them must be in the store before anyone reads it.
+    trainer.strategy.barrier("predictions written")
+
+
+def make_trainer(cfg, callbacks=()) -> L.Trainer:
+    e = cfg["engine"]
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*predict_dataloader.*|.*test_dataloader.*")
+    warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
+    # Metrics key values by pair index and keep one row per pair, so DistributedSampler's padding is harmless.
+    warnings.filterwarnings("ignore", message=".*Using `DistributedSampler` with the dataloaders.*")
+    callbacks = list(callbacks)
+    return L.Trainer(accelerator=e["accelerator"], devices=e["devices"], num_nodes=e["num_nodes"], strategy=e["strategy"],
+                     precision=e["precision"], logger=False, enable_checkpointing=False,
+                     enable_model_summary=False, enable_progress_bar=any(_is_progress(c) for c in callbacks),
+                     callbacks=callbacks, deterministic=True)
+
+
+def _is_progress(callback) -> bool:
+    from lightning.pytorch.callbacks.progress import ProgressBar
+
+    return isinstance(callback, ProgressBar)
+
+
+def is_global_zero() -> bool:
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+@contextmanager
+def timed(store, run_id, stage):
+    t0 = time.perf_counter()
+    yield
+    if is_global_zero():
+        store.add_timing(run_id, stage, time.perf_counter() - t0)

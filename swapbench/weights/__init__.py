@@ -1,0 +1,259 @@
+"""Weights: the bottom layer that every model file of swapbench goes through.
+
+A method, metric backend or face detector declares the files it needs as `WeightFile`s (class
+attribute `weights`), each with its format. The engine resolves every declared file before any work
+starts, so a missing or corrupt file stops a run at once with a message that names the file, its
+official URL and the path where it was expected; `load` then opens it the one way its format is
+opened. Which classes use a file is derived from those declarations (`swapbench.bench.catalogue`).
+
+Layers (enforced by the import contract in pyproject.toml, checked in CI), bottom to top:
+datasets, weights (and the registry type) -> faces -> methods, metrics -> bench -> leaderboard, CLI.
+A module imports only from its own layer or below.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+from swapbench.registry import Registry
+
+WEIGHTS_ENV = "SWAPBENCH_WEIGHTS"
+
+# How a file is opened (see `load`):
+#   state_dict   torch.load(weights_only=True): tensors and plain containers only, never pickled objects
+#   checkpoint   the same loader, for a training checkpoint (e.g. Lightning .ckpt) holding a state dict
+#   safetensors  safetensors.torch.load_file
+#   onnx         the path, checked to be an ONNX protobuf (sessions are made by their users, with providers)
+#   torchscript  torch.jit.load (TorchScript code is not Python: nothing arbitrary runs)
+#   mat          scipy.io.loadmat (MATLAB data: arrays only)
+#   folder       a directory (diffusers model folder or Hugging Face Hub snapshot), returned as its path
+FORMATS = ("state_dict", "checkpoint", "safetensors", "onnx", "torchscript", "mat", "folder")
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One model file (or folder) from an official release."""
+
+    name: str  # registry key, e.g. "ghost/G_unet_2blocks"
+    filename: str  # file (or folder) name on disk, e.g. "G_unet_2blocks.pth"
+    # Official download location: a direct https:// link (release asset), "hf://owner/repo[@revision]/path"
+    # for a file on the Hugging Face Hub, or the page to follow for files that need `manual`.
+    url: str
+    licence: str
+    format: str = "state_dict"
+    sha256: str | None = None  # None where the official release publishes no checksum; folders: see folder_sha256
+    size: int | None = None  # bytes, where known
+    note: str = ""  # e.g. "registration required"
+    # The file sits behind a registration or licence form: `bench weights download` prints
+    # instructions (url, note, destination) instead of fetching it.
+    manual: bool = False
+
+    def __post_init__(self):
+        if self.format not in FORMATS:
+            raise ValueError(f"weight file {self.name!r}: unknown format {self.format!r}; known: {', '.join(FORMATS)}")
+
+
+# Every declared file by name, filled from the classes that declare them (bench.catalogue) and by tests.
+FILES: Registry[WeightFile] = Registry("weight file")
+
+
+def register(*files: WeightFile) -> tuple[WeightFile, ...]:
+    for f in files:
+        FILES.add(f.name, f)
+    return files
+
+
+class WeightsError(RuntimeError):
+    """A weight file is missing or does not match its checksum."""
+
+
+def search_dirs(weights_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Where weight files are looked for, in order: config/CLI, environment variable, cache directory."""
+    dirs = []
+    if weights_dir:
+        dirs.append(Path(weights_dir).expanduser())
+    if os.environ.get(WEIGHTS_ENV):
+        dirs.append(Path(os.environ[WEIGHTS_ENV]).expanduser())
+    dirs.append(Path(platformdirs.user_cache_dir("swapbench")) / "weights")
+    return dirs
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file; of a folder, the sha256 of its sorted "relative path  file sha256" lines."""
+    path = Path(path)
+    if path.is_dir():
+        return folder_sha256(path)
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def folder_sha256(path: Path) -> str:
+    lines = sorted(f"{p.relative_to(path).as_posix()}  {sha256_of(p)}" for p in Path(path).rglob("*")
+                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def locate(f: WeightFile, weights_dir=None) -> Path | None:
+    for d in search_dirs(weights_dir):
+        p = d / f.filename
+        if p.is_dir() if f.format == "folder" else p.is_file():
+            return p
+    return None
+
+
+def resolve(files, weights_dir=None) -> dict[str, Path]:
+    """Map each file's registry name to its path; raise one error listing every missing or bad file."""
+    found, problems = {}, []
+    where = search_dirs(weights_dir)
+    for f in files:
+        p = locate(f, weights_dir)
+        if p is None:
+            problems.append(
+                f"missing {f.filename} ({f.name}): download it from {f.url}"
+                f" and put it in {where[0]} (searched: {', '.join(map(str, where))})"
+                + (f"; {f.note}" if f.note else "")
+                + ("" if f.manual or not f.url.startswith(("https://", "http://", "hf://"))
+                   else f"; or run `bench weights download {f.name}`")
+            )
+            continue
+        if f.sha256 is not None:
+            actual = sha256_of(p)
+            if actual != f.sha256:
+                problems.append(f"{p} does not match its checksum: expected sha256 {f.sha256}, got {actual}")
+                continue
+        found[f.name] = p
+    if problems:
+        raise WeightsError("weights not available:\n  " + "\n  ".join(problems))
+    return found
+
+
+@dataclass
+class WeightStatus:
+    file: WeightFile
+    path: Path | None
+    status: str  # "present" | "missing" | "checksum mismatch" | "present (unverified)"
+    sha256: str | None = field(default=None)
+
+
+def status(f: WeightFile, weights_dir=None, verify: bool = True) -> WeightStatus:
+    p = locate(f, weights_dir)
+    if p is None:
+        return WeightStatus(f, None, "missing")
+    if f.sha256 is None or not verify:
+        return WeightStatus(f, p, "present (unverified)")
+    actual = sha256_of(p)
+    return WeightStatus(f, p, "present" if actual == f.sha256 else "checksum mismatch", actual)
+
+
+def load(f: WeightFile, path: str | os.PathLike):
+    """Open a resolved file the one way its declared format is opened; WeightsError names the file.
+
+    state_dict / checkpoint -> the dict torch.load returns with weights_only=True (a file carrying
+    pickled Python objects is refused, never executed); safetensors -> dict of tensors;
+    torchscript -> the ScriptModule in eval mode; onnx and folder -> the path.
+    """
+    path = Path(path)
+    where = f"{path} ({f.name})"
+    if f.format == "folder":
+        if not path.is_dir():
+            raise WeightsError(f"{where} is not a folder: expected a diffusers model folder or a Hub snapshot")
+        return path
+    if not path.is_file():
+        raise WeightsError(f"{where} does not exist; download it from {f.url}")
+    if f.format in ("state_dict", "checkpoint"):
+        import torch
+
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise WeightsError(
+                f"{where} was refused: it carries pickled Python objects, and swapbench only opens files of"
+                f" plain tensors (loading it would run code from the file). Use the official file from {f.url}"
+                f" (not a re-saved copy){_unsupported_global(exc)}") from None
+        except (RuntimeError, EOFError, OSError, ValueError) as exc:
+            raise WeightsError(f"{where} is not a readable PyTorch file ({_first_line(exc)});"
+                               f" download it again from {f.url}") from None
+        if not isinstance(state, dict):
+            raise WeightsError(f"{where} holds a {type(state).__name__}, not a state dict; use the official file from {f.url}")
+        return state
+    if f.format == "safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise WeightsError(f"{where} is not a readable safetensors file ({_first_line(exc)}); download it again from {f.url}") from None
+    if f.format == "torchscript":
+        import torch
+
+        try:
+            return torch.jit.load(str(path), map_location="cpu").eval()
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise WeightsError(f"{where} is not a readable TorchScript file ({_first_line(exc)}); download it again from {f.url}") from None
+    if f.format == "mat":
+        from scipy.io import loadmat
+
+        try:
+            return loadmat(str(path))
+        except (ValueError, OSError, TypeError) as exc:
+            raise WeightsError(f"{where} is not a readable MATLAB file ({_first_line(exc)}); download it again from {f.url}") from None
+    if f.format == "onnx":
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+        # An ONNX model is a protobuf whose first field is ir_version (field 1, varint: byte 0x08).
+        if not head.startswith(b"\x08"):
+            raise WeightsError(f"{where} is not an ONNX model; download it again from {f.url}")
+        return path
+    raise WeightsError(f"{where}: no loader for format {f.format!r}")
+
+
+def strip_prefix(state: dict, prefix: str = "module.") -> dict:
+    """A state dict without the prefix every key carries (nn.DataParallel saves keys as "module.<key>")."""
+    if state and all(str(k).startswith(prefix) for k in state):
+        return {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _unsupported_global(exc: BaseException) -> str:
+    """The Python object torch refused to unpickle, from its message (never its advice)."""
+    for line in str(exc).splitlines():
+        if "Unsupported global" in line or "GLOBAL" in line:
+            return f"; it names {line.split(':', 1)[-1].strip()}"
+    return ""
+
+
+CONVERTED_DIR = "converted"
+
+
+def cached_conversion(path: str | os.PathLike, sha256: str, tag: str, convert) -> dict:
+    """convert(path) -> dict of tensors, computed once per source file and cached as safetensors.
+
+    The cache file is keyed by the source's sha256 and a tag naming the conversion (bump the tag when
+    the conversion changes), so an official checkpoint (LDM, EMA, `module.` prefixes) is converted once.
+    """
+    from safetensors.torch import load_file, save_file
+
+    cache = Path(platformdirs.user_cache_dir("swapbench")) / CONVERTED_DIR / f"{tag}-{sha256[:32]}.safetensors"
+    if cache.is_file():
+        return load_file(str(cache))
+    tensors = {k: v.contiguous() for k, v in convert(Path(path)).items()}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+    save_file(tensors, str(tmp), metadata={"source_sha256": sha256, "conversion": tag})
+    os.replace(tmp, cache)
+    return tensors
