@@ -54,9 +54,11 @@ from swapbench.methods.stylegan2 import Generator
 from swapbench.weights import WeightFile, WeightsError
 
 CODE = "https://github.com/zyainfal/One-Shot-Face-Swapping-on-Megapixels"
-LICENCE = "official repository has no open-source licence grant (see its LICENSE.txt); research use"
-# inference/README.md: checkpoints on Google Drive / Baidu (code: ...), placed in inference/checkpoint/.
-RELEASE_PAGE = f"{CODE}/tree/main/inference"
+LICENCE = "CC BY-NC 4.0 (the official repository's LICENSE.txt, (c) 2021 CRIPAC, NLPR, CASIA)"
+# inference/README.md "Checkpoints": a Google Drive folder, mirrored on Baidu Cloud
+# (https://pan.baidu.com/s/1DPNnU9zmkEdef6WT79J5Wg, access code 7nov); inference.py reads ./checkpoint/.
+RELEASE_PAGE = "https://drive.google.com/drive/folders/1XDakvzNHDtC7G1d1Zn8MjPbmen4LKLPw"
+BAIDU = "Baidu Cloud mirror https://pan.baidu.com/s/1DPNnU9zmkEdef6WT79J5Wg (access code 7nov)"
 
 SWAP_FILES: dict[str, WeightFile] = {
     t: WeightFile(
@@ -64,8 +66,8 @@ SWAP_FILES: dict[str, WeightFile] = {
         filename=f"{t}_final.pth",
         url=RELEASE_PAGE,
         licence=LICENCE,
-        note=f"MegaFS HieRFE encoder ('e') + {t} face transfer module ('s'); Google Drive / Baidu links in "
-             "inference/README.md; put the file in the weights directory",
+        note=f"MegaFS HieRFE encoder ('e') + {t} face transfer module ('s'), from the Google Drive folder of "
+             f"inference/README.md or its {BAIDU}; put the file in the weights directory",
         manual=True,
     )
     for t in SWAP_TYPES
@@ -74,9 +76,10 @@ STYLEGAN_FILE = WeightFile(
     name="megafs/stylegan2-ffhq-config-f",
     filename="stylegan2-ffhq-config-f.pth",
     url=RELEASE_PAGE,
-    licence="NVIDIA Source Code License-NC (StyleGAN2 FFHQ config-f), converted by rosinality/stylegan2-pytorch",
-    note="rosinality-converted StyleGAN2 FFHQ 1024 config-f; only 'g_ema' is used. The MegaFS README links it; "
-         "rosinality's convert_weight.py writes the same content as stylegan2-ffhq-config-f.pt (rename to .pth)",
+    licence="NVIDIA Source Code License-NC (StyleGAN2 FFHQ config-f weights), converted by rosinality/stylegan2-pytorch",
+    note="rosinality-converted StyleGAN2 FFHQ 1024 config-f, in the same Google Drive folder (or its "
+         f"{BAIDU}); only 'g_ema' is used. rosinality's convert_weight.py makes the same layout from NVIDIA's "
+         "stylegan2-ffhq-config-f.pkl (it writes .pt: rename to .pth)",
     manual=True,
 )
 
