@@ -120,3 +120,15 @@ def test_megafs_runs_end_to_end_with_official_format_files(tmp_path):
     (run_id,) = db.execute("SELECT run_id FROM runs WHERE method='megafs_lcr' AND status='complete'").fetchone()
     rows = db.execute("SELECT pair_id, ok FROM swaps WHERE run_id=?", (run_id,)).fetchall()
     assert len(rows) == 2 and all(ok for _, ok in rows), rows
+
+
+def test_preset_config_resolves():
+    from pathlib import Path
+
+    from swapbench.bench import config
+
+    cfg = config.load([Path(__file__).parent.parent / "configs" / "megafs_celebahq.yaml"],
+                      config.parse_set(["megafs_lcr.generator_size=64"]))
+    assert cfg["protocol"] == "celebahq" and cfg["methods"] == ["megafs", "megafs_injection", "megafs_lcr"]
+    assert cfg["megafs"] == {"refine": False, "truncate": True, "generator_size": 1024}
+    assert cfg["megafs_lcr"]["generator_size"] == 64 and cfg["megafs_injection"]["refine"] is False

@@ -33,8 +33,10 @@ Here:
     official output is the unrefined swap: that is the default here;
   - a pair whose target mask is empty or covers the whole crop fails with SoftErosionError (the
     official SoftErosion gives NaN or raises there); the engine records it as a failed pair;
-  - each pair is processed independently (the official code swaps one pair at a time), so the
-    min-max and the SoftErosion normalisation are per image.
+  - `swap()` runs the pairs of a batch one at a time, as the official code does: the min-max and the
+    SoftErosion normalisation are per image, and a swap is bit-identical at any batch size (batched
+    convolutions may pick other kernels, and a 1e-7 difference can flip a uint8 truncation). The
+    networks take batches (`generate()`), which benchmarks/megafs_speed.py times as "core".
 """
 
 from __future__ import annotations
