@@ -61,9 +61,15 @@ def test_weight_files_are_checked_before_loading(state):
         m.swap(_batch(0, 1), _batch(1, 1))
 
 
-def test_swaps_do_not_depend_on_batch_composition(megafs):
+@pytest.fixture(scope="module")
+def batch3(megafs):
+    """Three pairs swapped as one batch (shared by the tests below to keep the suite fast)."""
     src, tgt = _batch(0), _batch(1)
-    together = megafs.swap(src, tgt)
+    return src, tgt, megafs.swap(src, tgt)
+
+
+def test_swaps_do_not_depend_on_batch_composition(megafs, batch3):
+    src, tgt, together = batch3
     alone = torch.cat([megafs.swap(FaceBatch(src.image[i:i + 1], src.landmarks[i:i + 1]),
                                    FaceBatch(tgt.image[i:i + 1], tgt.landmarks[i:i + 1])) for i in range(3)])
     assert together.shape == (3, 3, 256, 256) and torch.equal(together, alone)
@@ -72,29 +78,32 @@ def test_swaps_do_not_depend_on_batch_composition(megafs):
     assert torch.allclose(together * 255, (together * 255).round(), atol=1e-3)
 
 
-def test_an_empty_face_mask_fails_that_pair_only(megafs, monkeypatch):
+def test_an_empty_face_mask_fails_that_pair_only(megafs, batch3, monkeypatch):
+    src, tgt, together = batch3
     real = megafs.face_mask
-    src, tgt = _batch(0, 2), _batch(1, 2)
-    second = float(tgt.image[1, 0, 0, 0])
+    failing = float(tgt.image[1, 0, 0, 0])
 
-    def no_face_in_second(target):
+    def no_face_in_pair_b(target):
         mask = real(target)
-        return torch.zeros_like(mask) if float(target[0, 0, 0, 0]) == second else mask
+        return torch.zeros_like(mask) if float(target[0, 0, 0, 0]) == failing else mask
 
-    monkeypatch.setattr(megafs, "face_mask", no_face_in_second)
-    out = megafs.predict_step({"source": src.image, "target": tgt.image, "source_landmarks": src.landmarks,
-                               "target_landmarks": tgt.landmarks, "pair_id": ["a", "b"]})
-    assert out["error"][0] is None and float(out["image"][0].std()) > 0
-    assert out["error"][1].startswith("SoftErosionError") and "empty" in out["error"][1]
+    monkeypatch.setattr(megafs, "face_mask", no_face_in_pair_b)
+    # the failing pair first: the mask is checked before the networks run, so the batch fails fast
+    out = megafs.predict_step({"source": src.image[[1, 2]], "target": tgt.image[[1, 2]],
+                               "source_landmarks": src.landmarks[:2], "target_landmarks": tgt.landmarks[:2],
+                               "pair_id": ["b", "c"]})
+    assert out["error"][0].startswith("SoftErosionError") and "empty" in out["error"][0]
+    assert out["error"][1] is None and torch.equal(out["image"][1], together[2])
 
 
-def test_refine_option_changes_the_result(megafs):
+def test_refine_option_changes_the_result(megafs, batch3):
+    src, tgt, together = batch3
     refined = MegaFS(MegaFS.Options(refine=True, generator_size=GEN))
     for part in ("encoder", "swapper", "generator", "parser"):  # the same weights, without reloading
         setattr(refined, part, getattr(megafs, part))
     refined.weights_loaded = True
-    src, tgt = _batch(0, 1), _batch(1, 1)
-    assert not torch.equal(refined.swap(src, tgt), megafs.swap(src, tgt))
+    out = refined.swap(FaceBatch(src.image[:1], src.landmarks[:1]), FaceBatch(tgt.image[:1], tgt.landmarks[:1]))
+    assert out.shape == together[:1].shape and not torch.equal(out, together[:1])
     cfg = {"engine": {"seed": 0}}
     with pytest.raises(KeyError, match="unknown option megafs.bogus"):
         MegaFS.from_config({**cfg, "megafs": {"refine": True, "bogus": 1}})

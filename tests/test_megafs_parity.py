@@ -83,7 +83,7 @@ def test_encoder_swappers_generator_and_swap_match_the_official_code(gold, encod
         errors[f"w_{t}"] = _err(sw(lats[1:], lats[0:1]), gold[f"w_{t}"])
     size = int(gold["generator_size"])
     method = MegaFS(generator_size=size)
-    method.encoder, method.generator = encoder, method.generator
+    method.encoder = encoder
     method.generator.load_state_dict(rw.generator_state(size, 0))
     method.swapper.load_state_dict(rw.swapper_state("ftm", 0))
     w = method.swapper(lats[1:], lats[0:1])
