@@ -5,6 +5,9 @@ modules (zyainfal/One-Shot-Face-Swapping-on-Megapixels @ f01b195, inference/mega
 size on the meta device: "e" (HieRFE, in every {ftm,injection,lcr}_final.pth), "s/<type>" (the
 FaceTransferModule of each file) and "g_ema" (StyleGAN2 1024 config-f).
 
+All three golden files (this one, megafs_manifest.json, stylegan2_blocks.npz) are written by
+`python tools/megafs_goldens.py <official inference/ folder>`, which contains no official code.
+
 tests/golden/megafs_parity.npz was made by running the official inference/megafs.py and
 inference/inference.py unmodified on CPU (torch 2.13.0), with three substitutions outside the
 official files: a pure-PyTorch `op` module (upfirdn2d / fused_leaky_relu written from their
@@ -14,12 +17,13 @@ with `normalize` (the only torchvision call), and `Tensor.cuda` / `Module.cuda` 
 both sides hold identical values). Inputs: `parity_images(0)` (source, target) at 256, normalised to
 [-1, 1] as the official preprocess does. The generator is reduced to 128 x 128 (same code paths:
 struct input, upsampling convs, ToRGB skips, stored noise; codes 0-11 used); the full 1024 generator
-is compared once by benchmarks/megafs_speed.py --parity. Stored: HieRFE codes + struct of [target,
+is compared once by `benchmarks/megafs_speed.py --official` (max abs error 0, docs/benchmark.md). Stored: HieRFE codes + struct of [target,
 source], the three swappers' codes, the generator image, the official swap() output (global
 min-max, HWC [0, 255]), and the official postprocess() of it on a synthetic CelebAMask-HQ label map
 (soft mask and uint8 BGR blend).
 
-Tolerances: 1e-4 (fp32, deterministic networks; observed errors are printed in the assertion).
+Tolerances: 1e-4 (fp32, deterministic networks). Observed: 0 for every stage (same operations in the
+same order on the same CPU build; printed with -s).
 The uint8 blend is compared exactly except where the float blend lies within 1e-3 of an integer
 (truncation can flip there).
 """
