@@ -28,7 +28,7 @@ import torch
 from PIL import Image, ImageEnhance
 
 import swapbench.faces.mediapipe  # noqa: F401  (first: it ignores a stray SIGPROF, see there)
-from swapbench import metrics, methods, weights
+from swapbench import methods, metrics
 from swapbench.bench import config, engine
 from swapbench.bench.prepare import prepare
 from swapbench.bench.stages import read_png
@@ -61,11 +61,6 @@ def synthetic_protocol(root: Path, n_pairs: int) -> Protocol:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def build_backend(name, cfg):
-    cls = metrics.backend_class(name)
-    return cls.from_config(weights.resolve(cls.weights, cfg["weights_dir"]), cfg)
 
 
 def forward_times(cfg, protocol, store, batch_size) -> dict[str, float]:
@@ -102,7 +97,7 @@ def forward_times(cfg, protocol, store, batch_size) -> dict[str, float]:
     refs = list({crops[k, ev].path for p in pairs for k in (p.source, p.target)})
     n_images = len(pairs) * len(cfg["methods"]) + len(refs)
     for family, bname in cfg["metrics"].items():
-        backend = build_backend(bname, cfg)  # as the engine builds it
+        backend = metrics.build_backend(bname, cfg)  # as the engine builds it
         paths = (refs * (n_images // len(refs) + 1))[:n_images]
         t = 0.0
         for i in range(0, len(paths), batch_size):
@@ -137,7 +132,7 @@ def naive(cfg, protocol, n_pairs) -> float:
             swap = methods.get(name).from_config(cfg).swap(faces["source"], faces["target"])
             for bname in cfg["metrics"].values():
                 _clear_model_caches()
-                backend = build_backend(bname, cfg)  # reloaded per metric and pair
+                backend = metrics.build_backend(bname, cfg)  # reloaded per metric and pair
                 backend.extract(swap)
                 backend.extract(faces["source"].image)
     return (time.perf_counter() - t0) / max(len(pairs), 1)

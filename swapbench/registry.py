@@ -21,6 +21,15 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
+class UnknownName(KeyError):
+    """A name the user gave (method, backend, protocol, option, config key, file) that is not known.
+
+    A KeyError, so code that looks names up keeps working; its message is the plain sentence."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 def _reference(obj) -> str:
     """The "module:qualname" a class or function is importable as (other objects: their repr)."""
     if hasattr(obj, "__module__") and hasattr(obj, "__qualname__"):
@@ -39,11 +48,13 @@ def _import(reference: str):
 class Registry(Generic[T]):
     """Named entries of one kind (e.g. "method"), optionally extended by an entry-point group."""
 
-    def __init__(self, kind: str, entry_point_group: str | None = None):
+    def __init__(self, kind: str, entry_point_group: str | None = None, discover=None):
+        """discover: called once before the first lookup, to add entries found by other means."""
         self.kind = kind
         self.group = entry_point_group
+        self.discover = discover
         self._entries: dict[str, object] = {}  # name -> object or "module:attr"
-        self._plugins_loaded = entry_point_group is None
+        self._plugins_loaded = entry_point_group is None and discover is None
 
     def add(self, name: str, target: T | str) -> None:
         """Register `target` (an object or a "module:attr" reference) under `name`."""
@@ -92,14 +103,16 @@ class Registry(Generic[T]):
     def _entry(self, name: str):
         self._load_plugins()
         if name not in self._entries:
-            raise KeyError(f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._entries)) or 'none'}")
+            raise UnknownName(f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._entries)) or 'none'}")
         return self._entries[name]
 
     def _load_plugins(self) -> None:
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
-        for ep in metadata.entry_points(group=self.group):
+        if self.discover is not None:
+            self.discover(self)
+        for ep in metadata.entry_points(group=self.group) if self.group else ():
             self.add(ep.name, ep.value)
 
     @staticmethod

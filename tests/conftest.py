@@ -6,17 +6,17 @@ from pathlib import Path
 # test helpers (faces.py, random_weights.py, bad_inputs.py) import as top-level modules, also in spawned processes
 sys.path.insert(0, os.path.dirname(__file__))
 
-import swapbench.faces.mediapipe  # noqa: E402,F401  (ignores the stray SIGPROF, see there)
-
 import numpy as np
 import pytest
+
+import swapbench.faces.mediapipe  # noqa: E402,F401  (ignores the stray SIGPROF, see there)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def bench(*args, store=None, check=True, timeout=900, env=None):
     """Run the `bench` command line in a subprocess, as a user would."""
-    cmd = [sys.executable, "-m", "swapbench.bench.cli", *args]
+    cmd = [sys.executable, "-m", "swapbench.cli", *args]
     if store is not None and args and args[0] in ("run", "leaderboard"):
         cmd += ["--store", str(store)]
     full_env = {**os.environ, **(env or {})}

@@ -11,18 +11,19 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-
 from arcface_onnx_model import write_arcface_like_onnx
 from faces import sample_crops, to_tensor
+
 from swapbench import metrics
-from swapbench.weights import WeightsError
 from swapbench.faces import detect, templates
+from swapbench.metrics import build_backend
 from swapbench.metrics.backends.arcface_onnx import (
     GLINT360K_R100,
     W600K_R50,
     InsightfaceGlint360kR100,
     InsightfaceW600kR50,
 )
+from swapbench.weights import WeightsError
 
 NAMES = ("tom_hanks", "grace_hopper", "t1_0", "astronaut")
 
@@ -116,5 +117,5 @@ def test_missing_weights_raise_the_registry_message(tmp_path, monkeypatch):
     monkeypatch.setattr("platformdirs.user_cache_dir", lambda *a, **k: str(tmp_path / "cache"))
     for cls, card in ((InsightfaceW600kR50, W600K_R50), (InsightfaceGlint360kR100, GLINT360K_R100)):
         with pytest.raises(WeightsError, match=f"missing {card.filename}") as err:
-            cls()
+            build_backend(cls)
         assert card.url in str(err.value) and str(tmp_path) in str(err.value)

@@ -12,13 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from random_weights import random_state_dict
-from swapbench.weights import WeightsError
+
+from swapbench.metrics import build_backend
 from swapbench.metrics.backends.common import imagenet_normalize
 from swapbench.metrics.backends.expression import Deep3DReconNet, deep3d_align
 from swapbench.metrics.backends.gaze import L2CS, L2CS_GAZE360, L2CSGaze
 from swapbench.metrics.backends.pose import HOPENET_ROBUST, Hopenet, HopenetPose
+from swapbench.weights import WeightsError
 
 GOLDEN = Path(__file__).parent / "golden"
 # float32 through 50 layers in a different module layout: summation order may differ slightly
@@ -80,7 +81,7 @@ def test_missing_weights_raise_the_registry_message(tmp_path, monkeypatch):
     monkeypatch.setattr("platformdirs.user_cache_dir", lambda *a, **k: str(tmp_path / "cache"))
     for backend, wf in ((HopenetPose, HOPENET_ROBUST), (L2CSGaze, L2CS_GAZE360)):
         with pytest.raises(WeightsError, match=f"missing {wf.filename}") as err:
-            backend()
+            build_backend(backend)
         assert wf.url in str(err.value) and str(tmp_path) in str(err.value)
 
 
@@ -136,9 +137,9 @@ def test_deep3d_alignment_matches_official_align_img():
 
 @torch.no_grad()
 def test_deep3d_backend_end_to_end(tmp_path):
+    from faces import sample_crops, to_tensor
     from scipy.io import savemat
 
-    from faces import sample_crops, to_tensor
     from swapbench.metrics.backends.expression import Deep3DExpression
 
     g = golden("deep3d_parity")

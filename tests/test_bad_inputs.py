@@ -6,6 +6,7 @@ import sqlite3
 
 from bad_inputs import EXPECTED, write_corpus
 from conftest import bench
+
 from swapbench.bench.store import Store
 from swapbench.datasets.images import resolve_uri
 from swapbench.leaderboard import tables

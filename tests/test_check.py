@@ -3,7 +3,8 @@
 import json
 
 from conftest import REPO, bench
-from swapbench.bench import cli
+
+from swapbench import cli
 from swapbench.metrics.backends.dlib_identity import DlibIdentity
 
 SMALL = {"description": "test", "run": {"protocol": "samples", "subset": 6, "methods": ["classic"],

@@ -11,7 +11,7 @@ from test_run import aggregates, assert_same_results, pair_values
 def test_two_processes_share_one_store_and_match_an_independent_run(samples_run, tmp_path):
     reference, _ = samples_run
     store = tmp_path / "shared.sqlite"
-    base = [sys.executable, "-m", "swapbench.bench.cli", "run", "--no-progress", "--store", str(store)]
+    base = [sys.executable, "-m", "swapbench.cli", "run", "--no-progress", "--store", str(store)]
     procs = [
         subprocess.Popen(base + ["--method", "classic,target", "--batch-size", "3"], cwd=REPO,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),

@@ -6,11 +6,19 @@ import shutil
 import av
 import numpy as np
 import pytest
+from datafixtures import (
+    celebahq_tree,
+    face,
+    ffhq_tree,
+    ffpp_tree,
+    frame_number,
+    moving_frames,
+    square,
+    write_video,
+)
 
-from datafixtures import (celebahq_tree, face, ffhq_tree, ffpp_tree, frame_number, moving_frames, square,
-                          write_video)
-from swapbench.bench import cli
-from swapbench.datasets import DataError, PROTOCOLS, get_protocol, load_protocol
+from swapbench import cli
+from swapbench.datasets import PROTOCOLS, DataError, get_protocol, load_protocol
 from swapbench.datasets.files import PROTOCOL_DIR
 from swapbench.datasets.images import ImageError, load_image
 from swapbench.datasets.layouts import celebahq_masks

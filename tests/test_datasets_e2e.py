@@ -4,9 +4,9 @@ import shutil
 import sqlite3
 
 import pytest
-
 from conftest import bench
 from datafixtures import celebahq_tree, ffpp_tree
+
 from swapbench.datasets import get_protocol
 
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from conftest import bench
+
 from swapbench import weights
 from swapbench.bench.store import Store
 from swapbench.datasets import get_protocol

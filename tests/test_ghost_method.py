@@ -10,11 +10,17 @@ import torch
 from ghost_inputs import face_crops, seeded_weights
 
 from swapbench import weights
-from swapbench.weights import WeightsError
 from swapbench.bench.catalogue import weight_files
 from swapbench.methods import METHODS
-from swapbench.methods.ghost import ARCFACE_FILE, GENERATOR_FILES, Ghost, Ghost1Block, Ghost3Blocks
+from swapbench.methods.ghost import (
+    ARCFACE_FILE,
+    GENERATOR_FILES,
+    Ghost,
+    Ghost1Block,
+    Ghost3Blocks,
+)
 from swapbench.methods.ghost.aei_net import AEINet
+from swapbench.weights import WeightsError
 
 
 @pytest.fixture

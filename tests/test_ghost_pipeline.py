@@ -4,9 +4,9 @@ import sqlite3
 
 import numpy as np
 import torch
+from conftest import bench
 from PIL import Image
 
-from conftest import bench
 from swapbench.methods.ghost import Ghost
 from swapbench.methods.ghost.method import random_weights
 

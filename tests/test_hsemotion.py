@@ -8,9 +8,9 @@ output handling. hsemotion-onnx's HSEmotionRecognizer loads the same file and is
 import numpy as np
 import onnx
 import pytest
+from faces import sample_crops, to_tensor
 from onnx import TensorProto, helper, numpy_helper
 
-from faces import sample_crops, to_tensor
 from swapbench.metrics.backends.expression import HSEMOTION_B0_VGAF, HSEmotion
 
 

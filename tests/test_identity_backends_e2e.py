@@ -5,7 +5,6 @@ import json
 import sqlite3
 
 import numpy as np
-
 from arcface_onnx_model import write_arcface_like_onnx
 from conftest import bench
 from test_irse50_reface import write_checkpoints

@@ -45,6 +45,7 @@ def test_dlib_puts_one_person_closer_than_two_people():
 
     from faces import to_tensor
     from same_person import photos
+
     from swapbench.datasets import get_protocol
     from swapbench.datasets.images import load_image
     from swapbench.faces import detect, templates, warp

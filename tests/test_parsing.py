@@ -18,8 +18,8 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from faces_testdata import random_state_dict  # noqa: E402
 
-from swapbench.weights import WeightsError  # noqa: E402
 from swapbench.faces import parsing as P  # noqa: E402
+from swapbench.weights import WeightsError  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden" / "bisenet_parity.npz"
 

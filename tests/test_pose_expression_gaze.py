@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from faces import sample_crops, to_tensor
+
 from swapbench.metrics.backends.expression import MediapipeBlendshapes
 from swapbench.metrics.backends.gaze import MediapipeIrisGaze
 from swapbench.metrics.backends.pose import MediapipePose, Pnp68Pose

@@ -7,7 +7,13 @@ import torch
 from PIL import Image
 
 from swapbench.leaderboard.prd_plot import plot_prd
-from swapbench.metrics.prd import improved_precision_recall, max_f_beta_pair, prd, prd_curve, subsample_to_match
+from swapbench.metrics.prd import (
+    improved_precision_recall,
+    max_f_beta_pair,
+    prd,
+    prd_curve,
+    subsample_to_match,
+)
 
 GOLDEN = Path(__file__).parent / "golden" / "prd_official.npz"
 

@@ -1,7 +1,13 @@
 import numpy as np
 import torch
 
-from swapbench.metrics.refcache import RefStatsCache, ReferenceStats, file_digest, image_digests, reference_key
+from swapbench.metrics.refcache import (
+    ReferenceStats,
+    RefStatsCache,
+    file_digest,
+    image_digests,
+    reference_key,
+)
 
 
 def _features(seed=0, n=50, d=8):

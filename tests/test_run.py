@@ -8,7 +8,6 @@ import sys
 import time
 
 import pytest
-
 from conftest import REPO, bench
 
 
@@ -104,7 +103,7 @@ def _wait_for(store, query, at_least, proc, timeout=300):
 def test_killed_run_resumes_to_the_same_result(samples_run, tmp_path):
     reference_store, _ = samples_run
     store = tmp_path / "killed.sqlite"
-    cmd = [sys.executable, "-m", "swapbench.bench.cli", "run", "--no-progress", "--method", "classic",
+    cmd = [sys.executable, "-m", "swapbench.cli", "run", "--no-progress", "--method", "classic",
            "--batch-size", "2", "--store", str(store)]
     # Kill once while swapping, once while extracting features.
     for query, n in (("SELECT count(*) FROM swaps", 6), ("SELECT count(*) FROM features", 30)):

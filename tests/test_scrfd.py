@@ -22,9 +22,9 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(__file__))
 from faces_testdata import astronaut  # noqa: E402
 
-from swapbench.weights import WeightsError  # noqa: E402
 from swapbench.faces import scrfd as S  # noqa: E402
 from swapbench.faces.templates import estimate_transform  # noqa: E402
+from swapbench.weights import WeightsError  # noqa: E402
 
 OUTPUT_NAMES = ["448", "471", "494", "451", "474", "497", "454", "477", "500"]
 BOX_DIST = 2.0  # stride units

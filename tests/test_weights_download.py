@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from swapbench.bench import cli, download, weights
-from swapbench.weights import WeightFile
+from swapbench import cli, weights
+from swapbench.weights import WeightFile, download
 
 REPO = Path(__file__).resolve().parents[1]
 PAYLOAD = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
@@ -236,7 +236,7 @@ def test_no_network_is_one_line_without_traceback(wdir, registry, capsys, monkey
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     registry(name="test/offline", filename="offline.pth", url=f"http://127.0.0.1:{port}/offline.pth", sha256=SHA)
-    rc, out, errtext = run_cli(capsys, monkeypatch, "weights", "download", "--for", "testmethod",
+    rc, out, errtext = run_cli(capsys, monkeypatch, "weights", "download", "test/offline",
                                "--weights-dir", str(wdir), "--no-progress")
     assert rc != 0
     lines = errtext.strip().splitlines()
@@ -255,15 +255,16 @@ def test_weights_lists_present_missing_and_mismatch(server, wdir, registry, caps
     (wdir / "bad.pth").write_bytes(PAYLOAD[:-1])
     (wdir / "nosha.pth").write_bytes(b"x")
     (wdir / "absent.pth.part").write_bytes(PAYLOAD[:5000])
-    rc, out, _ = run_cli(capsys, monkeypatch, "weights", "--weights-dir", str(wdir))
+    rc, out, errtext = run_cli(capsys, monkeypatch, "weights", "--weights-dir", str(wdir), "--format", "json")
     assert rc == 0
-    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 5}
-    assert "│ present " in rows["good.pth"] and "300,000" in rows["good.pth"] and SHA[:12] in rows["good.pth"]
-    assert "testmethod" in rows["good.pth"] and "test-only" in rows["good.pth"] and "http" in rows["good.pth"]
-    assert "checksum mismatch" in rows["bad.pth"]
-    assert "missing (5,000 bytes downloaded" in rows["absent.pth"] and "│ hf " in rows["absent.pth"]
-    assert "present (unverified)" in rows["nosha.pth"] and "manual" in rows["nosha.pth"]
-    assert f"{wdir} (--weights-dir / config weights_dir)" in out
+    rows = {r["file"]: r for r in json.loads(out)}
+    good = rows["good.pth"]
+    assert (good["status"], good["size"], good["sha256"], good["source"]) == ("present", len(PAYLOAD), SHA, "http")
+    assert good["licence"] == "test-only" and good["used_by"] == [] and good["path"] == str(wdir / "good.pth")
+    assert rows["bad.pth"]["status"] == "checksum mismatch"
+    assert rows["absent.pth"]["status"].startswith("missing (5,000 bytes downloaded") and rows["absent.pth"]["source"] == "hf"
+    assert rows["nosha.pth"]["status"] == "present (unverified)" and rows["nosha.pth"]["source"] == "manual"
+    assert f"{wdir} (--weights-dir / config weights_dir)" in errtext
     # ...and a run refuses the mismatching file before any work, naming both checksums.
     with pytest.raises(weights.WeightsError, match=f"expected sha256 {SHA}, got {hashlib.sha256(PAYLOAD[:-1]).hexdigest()}"):
         weights.resolve([weights.FILES.get("test/bad")], wdir)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from swapbench import methods, metrics, weights
 from swapbench.faces import detect, parsing
+from swapbench.registry import UnknownName
 from swapbench.weights import WeightFile
 
 
@@ -45,12 +46,12 @@ def select(names=(), used_by=()) -> list[WeightFile]:
     chosen: dict[str, WeightFile] = {}
     for n in names:
         if n not in by_key:
-            raise KeyError(f"unknown weight file {n!r} (known: {', '.join(files) or 'none'})")
+            raise UnknownName(f"unknown weight file {n!r} (known: {', '.join(files) or 'none'})")
         chosen[by_key[n].name] = by_key[n]
     for user in used_by:
         found = [f for f, users in files.values() if user in users]
         if not found:
             known = sorted({u for _, users in files.values() for u in users})
-            raise KeyError(f"no weight files are used by {user!r} (users: {', '.join(known)})")
+            raise UnknownName(f"no weight files are used by {user!r} (users: {', '.join(known)})")
         chosen.update({f.name: f for f in found})
     return list(chosen.values())

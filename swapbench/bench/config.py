@@ -1,7 +1,7 @@
 """Run configuration: the embedded defaults, then YAML files, then command-line overrides.
 
 Besides the keys of default.yaml, a config may hold one section per method, named after it, with the
-method's typed options (e.g. `precomputed: {dir: swaps}` or `--set ghost.xyz=1`); the sections of the
+method's typed options (e.g. `precomputed: {dir: swaps}` or `--set precomputed.dir=swaps`); the sections of the
 methods a run uses are completed with their defaults and checked against the method's Options.
 """
 
@@ -14,6 +14,8 @@ from pathlib import Path
 import yaml
 
 from swapbench.methods.base import option_fields, parse_options
+from swapbench.registry import UnknownName
+
 
 def default_text() -> str:
     """The embedded default config (a package data file, read through importlib.resources)."""
@@ -51,15 +53,13 @@ def load(files=(), overrides: dict | None = None) -> dict:
 
 def merge(base: dict, update: dict, origin: str, prefix: str = "", sections=()) -> None:
     for key, value in update.items():
-        if key in sections and not prefix:  # a method's option section
+        if not prefix and key in sections:  # a method's option section: checked by its Options
             if not isinstance(value, dict):
-                raise TypeError(f"{origin}: {prefix}{key} (the options of method {key}) must be a mapping")
-            # Option names are checked against the method's Options by load() (parse_options), so a
-            # section is updated key by key here, also when no default section exists.
+                raise TypeError(f"{origin}: {key} (the options of method {key}) must be a mapping")
             base[key] = {**(base.get(key) or {}), **copy.deepcopy(value)}
             continue
         if key not in base:
-            raise KeyError(f"{origin}: unknown config key '{prefix}{key}'; known: {', '.join(base)}")
+            raise UnknownName(f"{origin}: unknown config key '{prefix}{key}'; known: {', '.join(base)}")
         if isinstance(base[key], dict) and key != "metrics":
             if not isinstance(value, dict):
                 raise TypeError(f"{origin}: {prefix}{key} must be a mapping")

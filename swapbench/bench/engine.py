@@ -18,11 +18,18 @@ from swapbench.bench.prepare import prepare
 from swapbench.bench.progress import Reporter
 from swapbench.bench.runinfo import data_fingerprint, provenance, run_id_for
 from swapbench.bench.scoring import score
-from swapbench.bench.stages import FeatureExtractor, FeatureWriter, ImageFiles, SwapInputs, SwapWriter
+from swapbench.bench.stages import (
+    FeatureExtractor,
+    FeatureWriter,
+    ImageFiles,
+    SwapInputs,
+    SwapWriter,
+)
 from swapbench.bench.store import Store
 from swapbench.bench.trainer import is_global_zero, predict, timed
 from swapbench.datasets import ImageRef, Protocol, load_protocol
 from swapbench.faces import detect
+from swapbench.registry import UnknownName
 
 
 @dataclass
@@ -47,7 +54,7 @@ def run(cfg: dict, reporter: Reporter | None = None) -> list[MethodRun]:
     backend_classes = {family: metrics.backend_class(name) for family, name in cfg["metrics"].items()}
     for family, cls in backend_classes.items():
         if family not in metrics.FAMILIES:
-            raise KeyError(f"unknown metric family {family!r}; known: {', '.join(metrics.FAMILIES)}")
+            raise UnknownName(f"unknown metric family {family!r}; known: {', '.join(metrics.FAMILIES)}")
         if cls.family != family:
             raise ValueError(f"backend {cfg['metrics'][family]!r} computes {cls.family}, not {family}")
     detector = detect.detector_class(cfg["face"]["detector"])

@@ -7,6 +7,7 @@ from swapbench.datasets.layouts import LAYOUTS, check_files, make_locator
 from swapbench.datasets.protocol import DATA_SCHEME, DataError, ImageRef, Pair, Protocol
 from swapbench.datasets.samples import samples
 from swapbench.datasets.user import csv_protocol, folder_protocol
+from swapbench.registry import UnknownName
 
 PROTOCOLS = {"samples": samples, **{name: packaged(name) for name in protocol_names()}}
 
@@ -16,7 +17,7 @@ def get_protocol(name: str) -> Protocol:
     try:
         return PROTOCOLS[name]()
     except KeyError:
-        raise KeyError(f"unknown protocol {name!r}; known: {', '.join(sorted(PROTOCOLS))}, "
+        raise UnknownName(f"unknown protocol {name!r}; known: {', '.join(sorted(PROTOCOLS))}, "
                        "folder:DIR, csv:FILE") from None
 
 

@@ -16,7 +16,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Callable
 
-
 DATA_SCHEME = "data://"
 
 

@@ -25,10 +25,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from swapbench.registry import Registry
-from swapbench.weights import WeightFile, load, resolve
 from swapbench.faces import fan, scrfd
 from swapbench.faces.templates import five_points
+from swapbench.registry import Registry
+from swapbench.weights import WeightFile, load, resolve
 
 MULTI_FACE_POLICIES = ("largest", "central", "fail")
 DEFAULT_DETECTOR = "dlib_hog"

@@ -22,7 +22,6 @@ little less context than with the package's default detector.
 
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import atexit
 import functools
-import threading
 import importlib.resources
+import signal
 import struct
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import signal
 
 # A stray SIGPROF (default action: terminate) was seen killing processes that run the FaceLandmarker
 # graph; a process that installed no profiler of its own has no use for it, so it is ignored.
@@ -65,7 +65,9 @@ class FaceMesh:
     def __init__(self, path: str | Path | None = None, min_detection_confidence: float = 0.5, num_faces: int = 1):
         from mediapipe.tasks.python.core.base_options import BaseOptions
         from mediapipe.tasks.python.vision import face_landmarker as fl
-        from mediapipe.tasks.python.vision.core.vision_task_running_mode import VisionTaskRunningMode
+        from mediapipe.tasks.python.vision.core.vision_task_running_mode import (
+            VisionTaskRunningMode,
+        )
 
         options = fl.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(path or model_path())),

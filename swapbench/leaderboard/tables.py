@@ -32,9 +32,12 @@ def collect(store: Store, protocol: str | None = None, include_unpublishable: bo
         if not aggregates:  # every pair failed: the run still has its row, with its coverage
             rows.append({**common, "metric": NO_VALUE, "value": float("nan"), "ci_low": None, "ci_high": None,
                          "n": 0, "n_failed": common["pairs"], "backend": ""})
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    return df[[c for c in CSV_COLUMNS if c in df.columns]] if rows else df
 
 
+CSV_COLUMNS = ("protocol", "protocol_hash", "method", "metric", "value", "ci_low", "ci_high", "n", "n_failed", "backend",
+               "pairs", "pairs_failed", "run_id", "git_revision", "min_samples")
 NO_VALUE = ""  # the metric of the row standing for a run without any value
 
 
@@ -123,6 +126,8 @@ def write(store: Store, out_dir: Path, protocol: str | None = None, include_unpu
     out_dir.mkdir(parents=True, exist_ok=True)
     df = collect(store, protocol, include_unpublishable)
     written = []
+    if df.empty:
+        return written
     for name, part in df.groupby("protocol"):
         grid = comparison_grid(store, part, out_dir / f"{name}_grid.png")
         frames = frame_grid(store, part, out_dir / f"{name}_frames.png")

@@ -26,6 +26,7 @@ from typing import ClassVar
 import lightning as L
 import torch
 
+from swapbench.registry import UnknownName
 from swapbench.weights import WeightFile
 
 
@@ -153,7 +154,7 @@ def parse_options(cls: type[SwapMethod], section: dict | None):
     unknown = sorted(set(section) - set(fields))
     if unknown:
         known = ", ".join(fields) or "none"
-        raise KeyError(f"unknown option {cls.name}.{unknown[0]} for method {cls.name}; its options: {known}")
+        raise UnknownName(f"unknown option {cls.name}.{unknown[0]} for method {cls.name}; its options: {known}")
     values = {}
     for key, value in section.items():
         typ = fields[key][0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from swapbench import weights
 from swapbench.metrics.backends.base import FeatureBackend, Features
 from swapbench.metrics.columns import Column
 from swapbench.metrics.distribution import DistributionScores
@@ -16,7 +17,7 @@ from swapbench.metrics.expression import ExpressionError
 from swapbench.metrics.gaze import GazeError
 from swapbench.metrics.identity import IdentityMetric
 from swapbench.metrics.pose import PoseError
-from swapbench.registry import Registry
+from swapbench.registry import Registry, UnknownName
 
 
 @dataclass(frozen=True)
@@ -69,12 +70,22 @@ def all_backends() -> dict[str, type[FeatureBackend]]:
     return BACKENDS.all()
 
 
+def build_backend(backend: str | type[FeatureBackend], cfg: dict | None = None, weights_dir=None) -> FeatureBackend:
+    """Resolve a backend's declared files (one WeightsError naming every missing one) and build it.
+
+    With a run config, the backend reads its options from it (e.g. inception: `fid.policy`)."""
+    cls = backend_class(backend) if isinstance(backend, str) else backend
+    files = weights.resolve(cls.weights, cfg["weights_dir"] if cfg else weights_dir)
+    return cls.from_config(files, cfg) if cfg else cls(files)
+
+
 def make_metric(family: str, **context):
     """The torchmetrics Metric of a family; context carries what it needs (e.g. the identity gallery)."""
     if family not in FAMILIES or FAMILIES[family].compares_with == "reference":
-        raise KeyError(f"no per-pair metric for family {family!r}; per-pair families: "
+        raise UnknownName(f"no per-pair metric for family {family!r}; per-pair families: "
                        f"{', '.join(f for f, v in FAMILIES.items() if v.compares_with != 'reference')}")
     return FAMILIES[family].metric(**context)
 
 
-__all__ = ["FAMILIES", "COLUMNS", "BACKENDS", "Column", "Features", "backend_class", "all_backends", "make_metric"]
+__all__ = ["FAMILIES", "COLUMNS", "BACKENDS", "Column", "Features", "backend_class", "all_backends", "build_backend",
+           "make_metric"]

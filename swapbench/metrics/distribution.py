@@ -16,7 +16,7 @@ from torch import nn
 from swapbench.metrics.columns import Column
 from swapbench.metrics.fid import FID
 from swapbench.metrics.prd import improved_precision_recall, prd, subsample_to_match
-from swapbench.metrics.refcache import RefStatsCache, ReferenceStats, reference_key
+from swapbench.metrics.refcache import ReferenceStats, RefStatsCache, reference_key
 
 
 class _Features(nn.Module):

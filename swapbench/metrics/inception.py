@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from swapbench.weights import WeightFile, WeightsError, register, resolve, sha256_of
 from swapbench.metrics.backends.base import FeatureBackend, Features
+from swapbench.weights import WeightFile, WeightsError, register, resolve, sha256_of
 
 INCEPTION_SIZE = 299
 FEATURE_DIM = 2048

@@ -7,7 +7,7 @@ official URL and the path where it was expected; `load` then opens it the one wa
 opened. Which classes use a file is derived from those declarations (`swapbench.bench.catalogue`).
 
 Layers (enforced by the import contract in pyproject.toml, checked in CI), bottom to top:
-datasets, weights (and the registry type) -> faces -> methods, metrics -> bench -> leaderboard, CLI.
+registry -> datasets, weights -> faces -> methods, metrics -> bench -> leaderboard -> cli.
 A module imports only from its own layer or below.
 """
 

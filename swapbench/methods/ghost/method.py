@@ -31,11 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from swapbench.weights import WeightFile, WeightsError
 from swapbench.methods.base import FaceBatch, SwapMethod
 from swapbench.methods.ghost.aei_net import AEINet
 from swapbench.methods.ghost.iresnet import iresnet100
 from swapbench.methods.ghost.random_weights import random_state_dict
+from swapbench.weights import WeightFile, WeightsError
 
 RELEASE = "https://github.com/sberbank-ai/sber-swap/releases/download"  # URLs of download_models.sh
 LICENCE = "Apache-2.0 (sber-swap release)"

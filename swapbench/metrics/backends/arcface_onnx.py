@@ -21,11 +21,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from swapbench.weights import WeightFile, register
 from swapbench.faces import templates
 from swapbench.faces.warp import align_batch
 from swapbench.metrics.backends.base import FeatureBackend, Features
 from swapbench.metrics.backends.common import to_uint8_rgb
+from swapbench.weights import WeightFile, register
 
 ARCFACE_SIZE = 112
 CONVENTION = f"arcface_{ARCFACE_SIZE}"

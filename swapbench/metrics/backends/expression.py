@@ -6,10 +6,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from swapbench.weights import WeightFile, register
 from swapbench.metrics.backends.base import FeatureBackend, Features
 from swapbench.metrics.backends.common import features_from_rows, to_uint8_rgb
 from swapbench.metrics.backends.resnet import ResNetTrunk
+from swapbench.weights import WeightFile, register
 
 HSEMOTION_B0_VGAF = register(
     WeightFile(

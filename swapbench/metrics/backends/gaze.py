@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from swapbench.weights import WeightFile, register, strip_prefix
 from swapbench.metrics.backends.base import FeatureBackend, Features
 from swapbench.metrics.backends.common import (
     expected_bins,
@@ -22,6 +21,7 @@ from swapbench.metrics.backends.common import (
     to_uint8_rgb,
 )
 from swapbench.metrics.backends.resnet import ResNetTrunk
+from swapbench.weights import WeightFile, register, strip_prefix
 
 L2CS_GAZE360 = register(
     WeightFile(

@@ -36,10 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from swapbench.weights import WeightFile, register, strip_prefix
 from swapbench.faces import parsing
 from swapbench.metrics.backends.base import FeatureBackend, Features
 from swapbench.metrics.backends.common import to_uint8_rgb
+from swapbench.weights import WeightFile, register, strip_prefix
 
 IRSE50_WEIGHTS = register(
     WeightFile(

@@ -17,7 +17,6 @@ import torch
 from scipy.spatial.transform import Rotation
 from torch import nn
 
-from swapbench.weights import WeightFile, register, strip_prefix
 from swapbench.metrics.backends.base import FeatureBackend, Features
 from swapbench.metrics.backends.common import (
     expected_bins,
@@ -27,6 +26,7 @@ from swapbench.metrics.backends.common import (
     to_uint8_rgb,
 )
 from swapbench.metrics.backends.resnet import ResNetTrunk
+from swapbench.weights import WeightFile, register, strip_prefix
 
 HOPENET_ROBUST = register(
     WeightFile(

@@ -23,7 +23,7 @@ from pathlib import Path
 from rich.console import Console
 
 from swapbench.bench import config as config_mod
-from swapbench.bench.output import Columns, emit
+from swapbench.cli.output import Columns, emit
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -39,10 +39,11 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     import yaml
 
     from swapbench.datasets.protocol import DataError
+    from swapbench.registry import UnknownName
     from swapbench.weights import WeightsError
     from swapbench.weights.download import DownloadError
 
-    return (UserError, KeyError, ValueError, TypeError, FileNotFoundError, PermissionError, NotImplementedError,
+    return (UserError, UnknownName, ValueError, TypeError, FileNotFoundError, PermissionError, NotImplementedError,
             WeightsError, DataError, DownloadError, yaml.YAMLError)
 
 
@@ -183,7 +184,7 @@ def main(argv=None) -> int:
     except _user_error_types() as exc:
         if args.debug:
             traceback.print_exc()
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        message = str(exc)
         err.print(f"[bold red]error:[/bold red] {message}", highlight=False, markup=True)
         return EXIT_USER
     except Exception as exc:  # noqa: BLE001 - anything else is a bug: short message, traceback in a file
@@ -299,7 +300,7 @@ def _reason_kind(reason: str) -> str:
 
 
 def cmd_list(args) -> int:
-    from swapbench import metrics, methods, weights
+    from swapbench import methods, metrics, weights
     from swapbench.datasets import PROTOCOLS
     from swapbench.methods.base import option_fields
 
@@ -420,7 +421,7 @@ def cmd_weights(args) -> int:
                      "status": state, "path": str(st.path) if st.path else None,
                      "put_it_in": str(dirs[0] / f.filename)})
     emit(rows, Columns.of(("name", "name"), ("file", "file"), ("format", "format"), ("used_by", "used by"),
-                          ("licence", "licence"), ("sha256", "sha256"), ("source", "source"), ("url", "URL"),
+                          ("licence", "licence"), ("size", "size"), ("sha256", "sha256"), ("source", "source"), ("url", "URL"),
                           ("status", "status"), ("path", "path"), ("put_it_in", "where to put it")),
          args.format, console=console)
     labels = (["--weights-dir / config weights_dir"] if args.weights_dir else []) \

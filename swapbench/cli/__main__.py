@@ -1,0 +1,5 @@
+"""`python -m swapbench.cli` = `bench`."""
+
+from swapbench.cli import entry
+
+entry()
