@@ -121,7 +121,8 @@ def test_loaders_that_unpickle_refuse_pickled_objects(tmp_path, fmt):
     path = tmp_path / "bad.pth"
     torch.save({"weight": torch.zeros(2), "extra": Payload()}, path)
     with pytest.raises(WeightsError) as err:
-        weights.load(card(fmt, "bad.pth"), path)
+        opened = weights.load(card(fmt, "bad.pth"), path)
+        opened.state()  # a checkpoint is opened by the method that converts it
     message = str(err.value)
     assert "bad.pth" in message and "refused" in message and "Payload" in message
     assert "weights_only=False" not in message and "https://example.org/bad.pth" in message
@@ -191,3 +192,18 @@ def test_used_by_is_derived_from_declarations():
     from swapbench.faces import detect
     declared |= set(metrics.BACKENDS.names()) | set(detect.DETECTORS.names())
     assert all(set(u) <= declared for _, u in files.values())
+
+
+def test_checkpoint_conversion_is_cached_by_content(tmp_path, monkeypatch):
+    monkeypatch.setattr(weights.platformdirs, "user_cache_dir", lambda *a, **k: str(tmp_path / "cache"))
+    f = card("checkpoint", "last.ckpt")
+    torch.save({"state_dict": {"model.w": torch.ones(2)}, "epoch": 3}, tmp_path / "last.ckpt")
+    calls = []
+
+    def convert(state):
+        calls.append(1)
+        return {"w": state["state_dict"]["model.w"] * 2}
+
+    first = weights.load(f, tmp_path / "last.ckpt").converted("test-v1", convert)
+    again = weights.load(f, tmp_path / "last.ckpt").converted("test-v1", convert)
+    assert len(calls) == 1 and torch.equal(first["w"], again["w"]) and torch.equal(again["w"], torch.full((2,), 2.0))

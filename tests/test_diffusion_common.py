@@ -97,7 +97,7 @@ def test_split_groups_and_lightning_unwrap():
 
 
 def test_cached_conversion_runs_once(tmp_path, monkeypatch):
-    import swapbench.weights
+    import swapbench.weights  # the weights layer owns the cache (cached_conversion defers to it)
 
     monkeypatch.setattr(swapbench.weights.platformdirs, "user_cache_dir", lambda *a, **k: str(tmp_path))
     calls = []

@@ -23,7 +23,9 @@ def test_reface_runs_end_to_end_with_official_format_files(tmp_path, monkeypatch
     store = tmp_path / "r.sqlite"
     proc = bench("run", "--no-progress", "--method", "reface", "--subset", "2", "--batch-size", "2",
                  "--weights-dir", str(weights), "--set", "metrics={identity: dlib_resnet_v1}",
-                 "--set", "reface.tiny=true", "--set", "reface.steps=2", store=store)
+                 "--set", "reface.tiny=true", "--set", "reface.steps=2", store=store,
+                 env={"XDG_CACHE_HOME": str(tmp_path / "cache")})  # the converted checkpoint lands here
+    assert list((tmp_path / "cache").rglob("reface-diffusers-v1-tiny-*.safetensors"))
     assert "| reface |" in proc.stdout
     db = sqlite3.connect(store)
     (run_id, publishable) = db.execute(

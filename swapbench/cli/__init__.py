@@ -389,7 +389,7 @@ def cmd_check(args) -> int:
         for f in bad:
             err.print(f"regression: {f.where}: golden {_fmt(f.old)}, now {_fmt(f.new)}, tolerance ±{f.tol:g}",
                       highlight=False)
-        err.print(f"{path}: {len(findings) - len(bad)}/{len(findings)} values within tolerance", highlight=False)
+        print(f"{path}: {len(findings) - len(bad)}/{len(findings)} values within tolerance")
         failed += bool(bad)
     return EXIT_FINDINGS if failed else EXIT_OK
 

@@ -24,6 +24,14 @@ Templates:
   bilinear filter reads source pixel index p at p + 0.5; the matrix below reproduces that geometry.
   FFHQ's other steps (a pre-shrink for large faces, reflect padding with a blurred border, a 4096
   intermediate) change pixel values, not where the face lands.
+- celebahq: the CelebA-HQ (PGGAN) crop of tkarras/progressive_growing_of_gans dataset_tool.py
+  (create_celebahq), which MegaFS and other 1024 CelebA-HQ methods expect. Its oriented square is
+  FFHQ's construction (same factors 2.0 / 1.8 / 0.1, FFHQ copied it) applied to CelebA's 5-point
+  annotations after adding 0.5 to the eye and mouth midpoints (integer pixel indices -> PIL
+  continuous coordinates); the square is sampled with PIL QUAD at 4096 (quad + 0.5, like FFHQ)
+  then reduced 4x to 1024, which keeps the geometry. So the celebahq crop is the ffhq crop of a
+  quad shifted by +0.5 source pixels. Its other steps (shrink, border crop, reflect padding with a
+  blurred border, the released JPEG-artefact deltas) change pixel values, not where the face lands.
 - box: a square around a face detection box (left, top, right, bottom), `box_scale` times its
   longer side, axis aligned. Without a box, the landmarks' bounding box is used.
 
@@ -37,7 +45,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.transform import estimate_transform as _estimate
 
-TEMPLATES = ("arcface", "ghost", "ffhq", "box")
+TEMPLATES = ("arcface", "ghost", "ffhq", "celebahq", "box")
 
 # insightface python-package/insightface/utils/face_align.py `arcface_dst`, 112 x 112 crop.
 ARCFACE_112 = np.array(
@@ -150,6 +158,11 @@ def ffhq_quad(landmarks: np.ndarray) -> np.ndarray:
     return np.stack([c - x - y, c - x + y, c + x + y, c + x - y])
 
 
+def celebahq_quad(landmarks: np.ndarray) -> np.ndarray:
+    """CelebA-HQ's crop square (PGGAN dataset_tool.py create_celebahq): FFHQ's square + 0.5 px."""
+    return ffhq_quad(landmarks) + 0.5
+
+
 def quad_transform(quad: np.ndarray, size: int) -> np.ndarray:
     """Image -> crop matrix of PIL's QUAD transform of `quad` onto a size x size image.
 
@@ -189,6 +202,8 @@ def estimate_transform(convention: str, landmarks: np.ndarray, *, box=None, box_
         return best_template(five_points(landmarks), pose_points(size))[0]
     if template == "ffhq":
         return quad_transform(ffhq_quad(landmarks), size)
+    if template == "celebahq":
+        return quad_transform(celebahq_quad(landmarks), size)
     if box is None:
         lm = np.asarray(landmarks, dtype=np.float64)
         box = (*lm.min(0), *lm.max(0))

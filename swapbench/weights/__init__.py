@@ -27,7 +27,8 @@ WEIGHTS_ENV = "SWAPBENCH_WEIGHTS"
 
 # How a file is opened (see `load`):
 #   state_dict   torch.load(weights_only=True): tensors and plain containers only, never pickled objects
-#   checkpoint   the same loader, for a training checkpoint (e.g. Lightning .ckpt) holding a state dict
+#   checkpoint   a training checkpoint (e.g. a Lightning .ckpt) that a method converts: opened and checked
+#                like a state dict, handed over as a `Checkpoint` whose conversion is cached by sha256
 #   safetensors  safetensors.torch.load_file
 #   onnx         the path, checked to be an ONNX protobuf (sessions are made by their users, with providers)
 #   torchscript  torch.jit.load (TorchScript code is not Python: nothing arbitrary runs)
@@ -89,11 +90,18 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     path = Path(path)
     if path.is_dir():
         return folder_sha256(path)
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)  # multi-GB checkpoints are hashed once
+    if key not in _SHA256_SEEN:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while block := fh.read(chunk):
+                h.update(block)
+        _SHA256_SEEN[key] = h.hexdigest()
+    return _SHA256_SEEN[key]
+
+
+_SHA256_SEEN: dict[tuple, str] = {}
 
 
 def folder_sha256(path: Path) -> str:
@@ -169,7 +177,10 @@ def load(f: WeightFile, path: str | os.PathLike):
         return path
     if not path.is_file():
         raise WeightsError(f"{where} does not exist; download it from {f.url}")
-    if f.format in ("state_dict", "checkpoint"):
+    if f.format == "checkpoint":
+        # Opened by the method's load_weights (before any face work), converted once per file content.
+        return Checkpoint(f, path)
+    if f.format == "state_dict":
         import torch
 
         try:
@@ -227,6 +238,26 @@ def strip_prefix(state: dict, prefix: str = "module.") -> dict:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+class Checkpoint:
+    """An opened training checkpoint: `state()` is its dict (loaded once, weights_only), `converted(tag,
+    convert)` the method's conversion of it, computed once per file content and cached as safetensors."""
+
+    def __init__(self, f: WeightFile, path: Path):
+        self.file, self.path = f, Path(path)
+        self._state = None
+
+    def state(self) -> dict:
+        if self._state is None:
+            self._state = load(WeightFile(**{**self.file.__dict__, "format": "state_dict"}), self.path)
+        return self._state
+
+    def converted(self, tag: str, convert) -> dict:
+        """convert(state dict) -> dict of tensors, cached under the file's sha256 and `tag`."""
+        result = cached_conversion(self.path, sha256_of(self.path), tag, lambda _: convert(self.state()))
+        self._state = None  # the raw checkpoint is not needed any more
+        return result
 
 
 def _unsupported_global(exc: BaseException) -> str:

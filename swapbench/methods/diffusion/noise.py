@@ -20,8 +20,7 @@ def pair_seed(run_seed: int, pair_id: str) -> int:
 
 
 def pair_generator(run_seed: int, pair_id: str, device: torch.device | str = "cpu") -> torch.Generator:
-    """A generator on `device` seeded by (run seed, pair id), for code without a method instance
-    (methods use `SwapMethod.pair_generator`, which also mixes in the method name)."""
+    """A generator on `device` seeded by (run seed, pair id); what `SwapMethod.pair_generator` returns."""
     return torch.Generator(device=device).manual_seed(pair_seed(run_seed, pair_id))
 
 

@@ -217,7 +217,10 @@ class REFace(SwapMethod):
             if wf.name not in state:
                 raise WeightsError(f"{self.name}: nothing was given for {wf.filename} ({wf.name})")
         ckpt = state[CHECKPOINT.name]
-        if isinstance(ckpt, (str, Path)):
+        tag = CONVERTER_VERSION + ("-tiny" if self.options.tiny else "")
+        if hasattr(ckpt, "converted"):  # the weights layer's Checkpoint: conversion cached by file content
+            converted = ckpt.converted(tag, lambda sd: self._convert(unwrap_lightning(sd)))
+        elif isinstance(ckpt, (str, Path)):
             converted = self._convert_file(Path(ckpt))
         else:
             converted = self._convert(unwrap_lightning(ckpt))

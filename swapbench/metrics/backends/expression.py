@@ -26,7 +26,7 @@ DEEP3D_NET = register(
     WeightFile(
         name="deep3d/epoch_20",
         filename="epoch_20.pth",
-        format="checkpoint",
+        format="state_dict",  # a dict holding net_recon
         url="https://drive.google.com/drive/folders/1liaIxn9smpudjjqMaWWRpP0mXRW_qRPP",
         licence="MIT (sicxu/Deep3DFaceRecon_pytorch); trained on CelebA, LFW, 300W-LP, IJB-A, LS3D-W, FFHQ",
         note="checkpoints/face_recon_feat0.2_augment/epoch_20.pth of the Deep3DFaceRecon_pytorch README (Google Drive)",

@@ -1,0 +1,1 @@
+"""Networks shared by several methods (one implementation each)."""
