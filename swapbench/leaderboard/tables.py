@@ -148,7 +148,8 @@ def markdown(df: pd.DataFrame, store: Store, grids: dict[str, str] | None = None
                        "from it (paired Wilcoxon signed-rank test on those pairs, Holm-corrected over all comparisons "
                        "of this table, 5% level; `bench compare A B` prints the differences). Coverage: a pair fails "
                        "when a face cannot be found or cropped, the method fails, or a metric backend cannot embed "
-                       "the swap. FID, PRD and precision/recall: all swaps of each method.")
+                       "the swap. FID, FID∞ (an extrapolated estimate), KID (± its sd over subsets), PRD and "
+                       "precision/recall: all swaps of each method.")
             out.append("")
             out.append("Each method on all the pairs it evaluated (mean [95% bootstrap interval]; (n=…) where some "
                        "pairs have no value):")
@@ -162,7 +163,7 @@ def markdown(df: pd.DataFrame, store: Store, grids: dict[str, str] | None = None
                        "or cropped, the method fails, or a metric backend cannot embed the swap.")
         if any(not meaningful(r) for _, r in part.iterrows()):
             out.append("")
-            out.append(f"† FID, PRD and precision/recall from fewer than {int(part['min_samples'].dropna().iloc[0])} "
+            out.append(f"† FID, FID∞, PRD and precision/recall from fewer than {int(part['min_samples'].dropna().iloc[0])} "
                        "images: strongly biased by the small sample, not meaningful as absolute values or across "
                        "protocols. FIDs from different extractors or resize policies are not comparable either.")
         reasons = Counter()
