@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store")
     p.add_argument("--out", default="leaderboard", help="output directory (default: ./leaderboard)")
     p.add_argument("--include-unpublishable", action="store_true", help="include rows made with test weights")
+    p.add_argument("--by", choices=["source_identity", "target_identity", "pose_bin"],
+                   help="also write the table per group of pairs (<protocol>_by_<BY>.md): per source or target "
+                        "identity, or per target yaw (frontal, 15-45°, >45°)")
 
     p = sub.add_parser("compare", parents=[common, fmt],
                        help="paired differences of two methods on the pairs both evaluated, with intervals and tests")
@@ -349,7 +352,7 @@ def cmd_leaderboard(args) -> int:
     store = Store(args.store)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        written = tables.write(store, Path(args.out), args.protocol, args.include_unpublishable)
+        written = tables.write(store, Path(args.out), args.protocol, args.include_unpublishable, args.by)
     if not written:
         err.print(f"no complete runs in {store.path}" + (f" for protocol {args.protocol}" if args.protocol else "")
                   + ": run `bench run` first")

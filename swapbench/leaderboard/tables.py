@@ -46,7 +46,7 @@ CSV_COLUMNS = ("protocol", "protocol_hash", "method", "metric", "value", "ci_low
                "pairs", "pairs_failed", "run_id", "git_revision", "min_samples")
 
 
-def add_common_pairs(df: pd.DataFrame, store: Store) -> pd.DataFrame:
+def add_common_pairs(df: pd.DataFrame, store: Store, pairs: set[str] | None = None) -> pd.DataFrame:
     """Per protocol and per-pair column: the mean on the pairs every listed method evaluated, its 95%
     bootstrap interval, and whether the method is the column's best or not significantly different
     from it (Wilcoxon signed-rank, Holm-corrected over all comparisons of the table)."""
@@ -63,6 +63,8 @@ def add_common_pairs(df: pd.DataFrame, store: Store) -> pd.DataFrame:
     for _, part in df.groupby(["protocol", "protocol_hash"], sort=False):
         runs = part.drop_duplicates("method").set_index("method")["run_id"]
         tables = {m: stats.pair_table(store.pair_values(r)) for m, r in runs.items()}
+        if pairs is not None:  # a breakdown group
+            tables = {m: t[t.index.isin(pairs)] for m, t in tables.items()}
         run = store.run(runs.iloc[0])
         resamples, seed = run["config"]["engine"]["bootstrap_resamples"], run["config"]["engine"]["seed"]
         per_pair = [m for m in COLUMNS if m not in SET_LEVEL and any(m in t.columns for t in tables.values())]
@@ -219,7 +221,9 @@ def _sort_key(part, method):
     return (fixed.index(method) if method in fixed else len(fixed), method)
 
 
-def write(store: Store, out_dir: Path, protocol: str | None = None, include_unpublishable=False) -> list[Path]:
+def write(store: Store, out_dir: Path, protocol: str | None = None, include_unpublishable=False,
+          by: str | None = None) -> list[Path]:
+    """The leaderboard files of each protocol; with `by`, also `<protocol>_by_<by>.md` (one table per group)."""
     from swapbench.leaderboard.grid import comparison_grid, frame_grid
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -241,6 +245,12 @@ def write(store: Store, out_dir: Path, protocol: str | None = None, include_unpu
         csv = out_dir / f"{name}.csv"
         part.sort_values(["method", "metric"]).to_csv(csv, index=False)
         written += [md, csv] + [p for p in (grid, frames, prd_png) if p]
+        if by:
+            from swapbench.leaderboard import breakdown
+
+            path = out_dir / f"{name}_by_{by}.md"
+            path.write_text(f"# swapbench leaderboard: {name}, by {by}\n\n" + breakdown.markdown(part, store, by))
+            written.append(path)
     return written
 
 
