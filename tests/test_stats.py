@@ -140,3 +140,21 @@ def test_bench_compare(failing_store, capsys):
     assert row["n"] == PAIRS - 15 and row["diff"] == pytest.approx(-1.0)
     assert row["significant"] is True and row["p_holm"] < 0.05
     assert main(["compare", "robust", "nosuch", "--store", str(store.path)]) == 2
+
+
+def test_subset_fid_equals_fid_and_paired_fid_bootstrap():
+    from swapbench.metrics.fid_infinity import fid_of
+
+    rng = np.random.default_rng(0)
+    d = 48
+    ref = rng.normal(0, 1, (400, d))
+    mr, cr = ref.mean(0), np.cov(ref, rowvar=False)
+    for n in (30, 120):  # below and above the feature dimension
+        x = rng.normal(0.1, 1, (n, d))
+        idx = rng.integers(0, n, n)  # a resample with repeats
+        assert stats.SubsetFID(x, mr, cr)(idx) == pytest.approx(fid_of(x[idx], mr, cr), rel=1e-7)
+    a = rng.normal(0, 1, (40, d))
+    worse = stats.compare_fid(a, a + rng.normal(0.3, 0.3, (40, d)), mr, cr, resamples=150)
+    assert worse.diff < 0 and worse.ci_high < 0 and worse.p < 0.05
+    same = stats.compare_fid(a, rng.normal(0, 1, (40, d)), mr, cr, resamples=150)
+    assert same.ci_low < 0 < same.ci_high and same.p > 0.05

@@ -15,7 +15,10 @@ Paired comparison of two methods on one metric, over the pairs both (or all) eva
 - Holm's step-down correction of the p-values over every comparison of one table (all metrics and all
   pairs of methods), which keeps the probability of any false "significant" in the table at 5% or less.
 
-Set-level metrics (FID, PRD, precision/recall) have no per-pair values; they are not compared here.
+FID is compared by a paired bootstrap over pairs (`compare_fid`): each resample draws pairs with
+replacement and recomputes both methods' FIDs on the drawn pairs' swaps against the fixed reference;
+its p-value joins the Holm family of `bench compare`. The other set-level values (KID, FID∞, PRD,
+precision/recall) are listed with their difference only.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import pandas as pd
 from scipy.stats import wilcoxon
 
 ALPHA = 0.05
+FID_RESAMPLES = 200  # each resample recomputes two FIDs
 
 
 def pair_table(rows) -> pd.DataFrame:
@@ -160,9 +164,10 @@ def best_and_ties(means: dict[str, float], comparisons: list[Comparison], metric
 
 def compare_methods(store, a: str, b: str, protocol: str | None = None, include_unpublishable: bool = True) -> list[dict]:
     """`bench compare A B`: per protocol both methods ran, every metric: A's and B's mean on the pairs
-    both evaluated, A − B with its paired bootstrap interval, the Wilcoxon p-value and its Holm
-    correction over the per-pair metrics of that protocol. Set-level metrics (FID, …) are listed with
-    their stored values and difference only. Raises LookupError naming what is missing."""
+    both evaluated, A − B with its paired bootstrap interval, the p-value (Wilcoxon; paired bootstrap for
+    FID on the pairs both swapped) and its Holm correction over the compared metrics of that protocol.
+    Other set-level metrics are listed with their stored values and difference only. Raises
+    LookupError naming what is missing."""
     from swapbench.metrics import COLUMNS, FAMILIES
 
     set_level = {c.name for f in FAMILIES.values() if f.compares_with == "reference" for c in f.columns}
@@ -180,8 +185,14 @@ def compare_methods(store, a: str, b: str, protocol: str | None = None, include_
         engine = ra["config"].get("engine", {})
         tabs = {a: pair_table(store.pair_values(ra["run_id"])), b: pair_table(store.pair_values(rb["run_id"]))}
         metrics = [m for m in COLUMNS if m not in set_level and m in tabs[a].columns and m in tabs[b].columns]
-        for c in compare_all(tabs, metrics, [a, b], common="pair", resamples=engine.get("bootstrap_resamples", 1000),
-                             seed=engine.get("seed", 0)):
+        resamples, seed = engine.get("bootstrap_resamples", 1000), engine.get("seed", 0)
+        comps = compare_all(tabs, metrics, [a, b], common="pair", resamples=resamples, seed=seed)
+        fid = compare_fid_runs(store, ra, rb, resamples=min(resamples, FID_RESAMPLES), seed=seed)
+        if fid is not None:
+            comps.append(fid)
+        for c, adj in zip(comps, holm([c.p for c in comps])):
+            c.p_holm = float(adj)
+        for c in comps:
             rows.append({"protocol": proto, "metric": c.metric, "n": c.n, "a": c.mean_a, "b": c.mean_b, "diff": c.diff,
                          "ci_low": c.ci_low, "ci_high": c.ci_high, "p": c.p, "p_holm": c.p_holm,
                          "significant": c.significant,
@@ -189,9 +200,116 @@ def compare_methods(store, a: str, b: str, protocol: str | None = None, include_
                                     (a if (c.diff > 0) == COLUMNS[c.metric].higher_is_better else b))})
         agg_a, agg_b = store.aggregates(ra["run_id"]), store.aggregates(rb["run_id"])
         for m in COLUMNS:
-            if m in set_level and m in agg_a and m in agg_b:
+            if m in set_level and m in agg_a and m in agg_b and not (m == "fid" and fid is not None):
                 va, vb = agg_a[m]["value"], agg_b[m]["value"]
                 rows.append({"protocol": proto, "metric": m, "n": min(agg_a[m]["n"], agg_b[m]["n"]), "a": va, "b": vb,
                              "diff": va - vb, "ci_low": None, "ci_high": None, "p": None, "p_holm": None,
                              "significant": None, "better": "(set-level: no paired test)"})
     return rows
+
+
+class SubsetFID:
+    """FID of any resample (indices, repeats allowed) of one method's swap features against a fixed
+    reference, without recomputing products: with G = X Σ_r Xᵀ and K = X Xᵀ precomputed, the trace term
+    of a resample is the eigenvalue sum of its double-centred block of G (n ≤ d), equal to FID's
+    tr((Σ_r Σ_f)^½); above the feature dimension it is computed in feature space."""
+
+    def __init__(self, features: np.ndarray, ref_mean: np.ndarray, ref_cov: np.ndarray):
+        from swapbench.metrics.fid_infinity import _sqrt_psd
+
+        self.x = np.asarray(features, np.float64)
+        self.ref_mean = np.asarray(ref_mean, np.float64)
+        self.ref_cov = np.asarray(ref_cov, np.float64)
+        self.small = len(self.x) <= self.x.shape[1]
+        self.const = float(self.ref_mean @ self.ref_mean + np.trace(self.ref_cov))
+        if self.small:
+            self.g = self.x @ self.ref_cov @ self.x.T
+            self.k = self.x @ self.x.T
+            self.xm = self.x @ self.ref_mean
+        else:
+            self.sqrt = _sqrt_psd(self.ref_cov)
+
+    def __call__(self, idx) -> float:
+        from swapbench.metrics.fid_infinity import fid_of
+
+        idx = np.asarray(idx)
+        if not self.small:
+            return fid_of(self.x[idx], self.ref_mean, self.ref_cov, self.sqrt)
+        m = len(idx)
+        k = self.k[np.ix_(idx, idx)]
+        mean_sq = k.sum() / m**2
+        trace_fake = (np.trace(k) - m * mean_sq) / (m - 1)
+        h = _double_centre(self.g[np.ix_(idx, idx)]) / (m - 1)
+        tr_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((h + h.T) / 2), 0, None)).sum()
+        return float(mean_sq - 2 * self.xm[idx].mean() + self.const + trace_fake - 2 * tr_sqrt)
+
+
+def _double_centre(a: np.ndarray) -> np.ndarray:
+    return a - a.mean(axis=0, keepdims=True) - a.mean(axis=1, keepdims=True) + a.mean()
+
+
+def compare_fid(a: np.ndarray, b: np.ndarray, ref_mean: np.ndarray, ref_cov: np.ndarray, resamples: int = 200,
+                seed: int = 0, metric: str = "fid", names=("a", "b")) -> Comparison:
+    """Paired bootstrap over pairs for FID: `a` and `b` are the two methods' swap features of the same
+    pairs, row i of each from pair i. Each resample draws pairs with replacement and recomputes both
+    FIDs on the drawn pairs; the interval is the percentile interval of FID_a − FID_b and the two-sided
+    p-value is twice the smaller tail of the resampled differences around 0 ((count + 1)/(R + 1))."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    n = len(a)
+    fa, fb = SubsetFID(a, ref_mean, ref_cov), SubsetFID(b, ref_mean, ref_cov)
+    everything = np.arange(n)
+    va, vb = fa(everything), fb(everything)
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(resamples)
+    for r in range(resamples):
+        idx = rng.integers(0, n, n)
+        diffs[r] = fa(idx) - fb(idx)
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    tail = min((diffs <= 0).sum(), (diffs >= 0).sum())
+    p = min(1.0, 2 * (tail + 1) / (resamples + 1))
+    return Comparison(metric, names[0], names[1], n, va, vb, va - vb, float(lo), float(hi), float(p))
+
+
+def swap_features(store, run: dict, backend: str) -> dict[str, np.ndarray]:
+    """pair id -> stored feature of the run's swap (pairs whose swap exists and has a feature)."""
+    swaps = {p: s.image_sha for p, s in store.swaps(run["run_id"]).items() if s.ok}
+    feats = store.features(backend, set(swaps.values()))
+    return {p: feats[s].vector for p, s in swaps.items() if s in feats and feats[s].ok}
+
+
+def reference_moments(store, run: dict, backend: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mean, covariance and count of the stored features of every real face crop of the run's protocol."""
+    from swapbench.bench import layout
+
+    key = layout.face_key_of_run(run["config"], run["config"]["face"]["eval_convention"])
+    shas = [s for (s,) in store.db.execute("SELECT image_sha FROM images WHERE protocol_hash=? AND image_sha IS NOT NULL",
+                                           (run["protocol_hash"],))]
+    crops = sorted({f["crop_sha"] for f in (store.face(s, key) for s in shas) if f and f["ok"] and f["crop_sha"]})
+    feats = store.features(backend, crops)
+    ref = np.stack([feats[c].vector for c in crops if c in feats and feats[c].ok]).astype(np.float64)
+    return ref.mean(axis=0), np.cov(ref, rowvar=False), len(ref)
+
+
+def compare_fid_runs(store, ra: dict, rb: dict, resamples: int = 200, seed: int = 0) -> Comparison | None:
+    """The paired FID bootstrap of two runs on the pairs both swapped and embedded; None when the
+    stored features do not reproduce the stored FIDs (the reference set could not be rebuilt)."""
+    agg_a, agg_b = store.aggregates(ra["run_id"]), store.aggregates(rb["run_id"])
+    if "fid" not in agg_a or "fid" not in agg_b or agg_a["fid"]["backend"] != agg_b["fid"]["backend"]:
+        return None
+    backend = agg_a["fid"]["backend"]
+    fa, fb = swap_features(store, ra, backend), swap_features(store, rb, backend)
+    try:
+        mean, cov, _ = reference_moments(store, ra, backend)
+    except ValueError:  # no reference features stored
+        return None
+    for feats, agg in ((fa, agg_a), (fb, agg_b)):
+        if len(feats) < 3:
+            return None
+        full = SubsetFID(np.stack([feats[p] for p in sorted(feats)]), mean, cov)(np.arange(len(feats)))
+        if abs(full - agg["fid"]["value"]) > 1e-3 * max(1.0, abs(agg["fid"]["value"])):
+            return None
+    pairs = sorted(set(fa) & set(fb))
+    if len(pairs) < 3:
+        return None
+    return compare_fid(np.stack([fa[p] for p in pairs]), np.stack([fb[p] for p in pairs]), mean, cov, resamples, seed,
+                       names=(ra["method"], rb["method"]))
