@@ -6,7 +6,8 @@ sees where a method breaks. Set-level metrics (FID, KID, …) are not split into
 
 - source_identity / target_identity: the identity of the protocol's image (the sub-folder of a
   folder protocol, the person of the bundled samples, the video of FF++); where the protocol cannot be
-  rebuilt (a folder that is gone), the image key.
+  rebuilt (a folder that is gone), the image key. On FF++ the grouping by target identity (the
+  target video, one per video pair) is written by default.
 - pose_bin: the absolute yaw of the *target* face from the run's pose backend on its scoring crop:
   `frontal` (< 15°), `15–45°`, `>45°`; pairs whose target has no pose go to `unknown`.
 """
@@ -79,15 +80,15 @@ def groups(store: Store, part: pd.DataFrame, by: str) -> dict[str, str]:
     return {p: identity.get(p.split("__", 1)[side], p.split("__", 1)[side]) for p in pair_ids}
 
 
-def group_frame(store: Store, part: pd.DataFrame, pairs: set[str]) -> pd.DataFrame:
-    """The collect() frame of one protocol restricted to a group of pairs (per-pair metrics only)."""
+def group_frame(store: Store, part: pd.DataFrame, pairs: set[str], loaded: dict | None = None) -> pd.DataFrame:
+    """The collect() frame of one protocol restricted to a group of pairs (per-pair metrics only).
+    loaded: {run_id: (pair table, failed pair ids, engine config)} to avoid re-reading per group."""
+    loaded = loaded if loaded is not None else _load(store, part)
     rows = []
     for _, first in part.drop_duplicates("method").iterrows():
-        run = store.run(first["run_id"])
-        engine = run["config"]["engine"]
-        t = stats.pair_table(store.pair_values(first["run_id"]))
-        t = t[t.index.isin(pairs)]
-        failed = {f.pair_id for f in store.failures(first["run_id"])} & pairs
+        table, all_failed, engine = loaded[first["run_id"]]
+        t = table[table.index.isin(pairs)]
+        failed = all_failed & pairs
         common = {**first.to_dict(), "pairs": len(pairs), "pairs_failed": len(failed)}
         backends = dict(zip(part.loc[part["method"] == first["method"], "metric"],
                             part.loc[part["method"] == first["method"], "backend"]))
@@ -106,7 +107,15 @@ def group_frame(store: Store, part: pd.DataFrame, pairs: set[str]) -> pd.DataFra
             rows.append({**common, "metric": tables.NO_VALUE, "value": float("nan"), "ci_low": None, "ci_high": None,
                          "n": 0, "n_failed": len(pairs), "backend": ""})
     df = pd.DataFrame(rows)
-    return tables.add_common_pairs(df, store, pairs)
+    return tables.add_common_pairs(df, store, pairs, {r: v[0] for r, v in loaded.items()})
+
+
+def _load(store: Store, part: pd.DataFrame) -> dict:
+    out = {}
+    for run_id in part.drop_duplicates("method")["run_id"]:
+        out[run_id] = (stats.pair_table(store.pair_values(run_id)), {f.pair_id for f in store.failures(run_id)},
+                       store.run(run_id)["config"]["engine"])
+    return out
 
 
 def markdown(df: pd.DataFrame, store: Store, by: str) -> str:
@@ -118,8 +127,9 @@ def markdown(df: pd.DataFrame, store: Store, by: str) -> str:
         if by == "pose_bin":
             order = ["frontal", "15–45°", ">45°", "unknown"]
             names = [g for g in order if g in names]
+        loaded = _load(store, part)
         for g in names:
             pairs = {p for p, x in by_pair.items() if x == g}
-            text = tables.markdown(group_frame(store, part, pairs), store)
+            text = tables.markdown(group_frame(store, part, pairs, loaded), store)
             out.append(text.replace(f"## {protocol}\n", f"## {protocol} — {by}: {g} ({len(pairs)} pairs)\n", 1))
     return "\n".join(out)

@@ -46,7 +46,8 @@ CSV_COLUMNS = ("protocol", "protocol_hash", "method", "metric", "value", "ci_low
                "pairs", "pairs_failed", "run_id", "git_revision", "min_samples")
 
 
-def add_common_pairs(df: pd.DataFrame, store: Store, pairs: set[str] | None = None) -> pd.DataFrame:
+def add_common_pairs(df: pd.DataFrame, store: Store, pairs: set[str] | None = None,
+                     loaded: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Per protocol and per-pair column: the mean on the pairs every listed method evaluated, its 95%
     bootstrap interval, and whether the method is the column's best or not significantly different
     from it (Wilcoxon signed-rank, Holm-corrected over all comparisons of the table)."""
@@ -62,7 +63,8 @@ def add_common_pairs(df: pd.DataFrame, store: Store, pairs: set[str] | None = No
     df["ci_high_common"] = df["ci_high_common"].astype(object)
     for _, part in df.groupby(["protocol", "protocol_hash"], sort=False):
         runs = part.drop_duplicates("method").set_index("method")["run_id"]
-        tables = {m: stats.pair_table(store.pair_values(r)) for m, r in runs.items()}
+        tables = {m: loaded[r] if loaded and r in loaded else stats.pair_table(store.pair_values(r))
+                  for m, r in runs.items()}
         if pairs is not None:  # a breakdown group
             tables = {m: t[t.index.isin(pairs)] for m, t in tables.items()}
         run = store.run(runs.iloc[0])
@@ -91,6 +93,9 @@ def add_common_pairs(df: pd.DataFrame, store: Store, pairs: set[str] | None = No
                 sel = (df["protocol_hash"] == part["protocol_hash"].iloc[0]) & (df["method"] == method) & (df["metric"] == metric)
                 df.loc[df.index[sel], "best_or_tied"] = method in marked
     return df
+
+
+DEFAULT_BREAKDOWN = {"ffpp": "target_identity"}  # FF++: the identity is the video, one target video per pair
 NO_VALUE = ""  # the metric of the row standing for a run without any value
 
 
@@ -245,11 +250,12 @@ def write(store: Store, out_dir: Path, protocol: str | None = None, include_unpu
         csv = out_dir / f"{name}.csv"
         part.sort_values(["method", "metric"]).to_csv(csv, index=False)
         written += [md, csv] + [p for p in (grid, frames, prd_png) if p]
-        if by:
+        by_here = by or DEFAULT_BREAKDOWN.get(name)
+        if by_here:
             from swapbench.leaderboard import breakdown
 
-            path = out_dir / f"{name}_by_{by}.md"
-            path.write_text(f"# swapbench leaderboard: {name}, by {by}\n\n" + breakdown.markdown(part, store, by))
+            path = out_dir / f"{name}_by_{by_here}.md"
+            path.write_text(f"# swapbench leaderboard: {name}, by {by_here}\n\n" + breakdown.markdown(part, store, by_here))
             written.append(path)
     return written
 
