@@ -68,3 +68,7 @@ def test_by_pose_bin_and_source_identity(tmp_path):
     ident = {k: r.identity for k, r in protocol.images.items()}
     assert all(src[p.pair_id] == ident[p.source] for p in protocol.pairs)
     assert breakdown.pose_bin(None) == "unknown" and breakdown.pose_bin(-50) == ">45°"
+
+
+def test_ffpp_breaks_down_by_video_by_default():
+    assert tables.DEFAULT_BREAKDOWN["ffpp"] == "target_identity"

@@ -158,3 +158,12 @@ def test_subset_fid_equals_fid_and_paired_fid_bootstrap():
     assert worse.diff < 0 and worse.ci_high < 0 and worse.p < 0.05
     same = stats.compare_fid(a, rng.normal(0, 1, (40, d)), mr, cr, resamples=150)
     assert same.ci_low < 0 < same.ci_high and same.p > 0.05
+
+
+def test_bounds_are_not_ranked(failing_store):
+    """With the `target` bound in the table (pose error 0), the best of the column is still a method."""
+    store, robust, _ = failing_store
+    _add_run(store, "target", {p: 0.0 for p in robust})
+    row = tables.collect(store).query("metric == 'pose_error'").set_index("method")
+    assert row.loc["robust", "best_or_tied"] is True and pd.isna(row.loc["target", "best_or_tied"])
+    assert row.loc["target", "n_common"] == PAIRS - 15

@@ -70,7 +70,11 @@ def add_common_pairs(df: pd.DataFrame, store: Store, pairs: set[str] | None = No
         run = store.run(runs.iloc[0])
         resamples, seed = run["config"]["engine"]["bootstrap_resamples"], run["config"]["engine"]["seed"]
         per_pair = [m for m in COLUMNS if m not in SET_LEVEL and any(m in t.columns for t in tables.values())]
-        comparisons = stats.compare_all(tables, per_pair, common="all", resamples=resamples, seed=seed)
+        # The bounds (source, target) are reference rows, not contenders: the best of a column and the
+        # Holm family are taken over the other methods, and nothing is marked with fewer than two.
+        ranked = [m for m in tables if m not in BOUNDS]
+        comparisons = stats.compare_all(tables, per_pair, methods=ranked, common="all", resamples=resamples,
+                                        seed=seed) if len(ranked) >= 2 else []
         for metric in per_pair:
             pairs = stats.common_pairs(tables, metric)
             having = [m for m, t in tables.items() if metric in t.columns and t[metric].notna().any()]
@@ -88,13 +92,17 @@ def add_common_pairs(df: pd.DataFrame, store: Store, pairs: set[str] | None = No
                 df.loc[idx, "ci_high_common"] = hi
                 df.loc[idx, "n_common"] = len(pairs)
                 df.loc[idx, "n_methods_common"] = len(having)
-            _, marked = stats.best_and_ties(means, comparisons, metric, COLUMNS[metric].higher_is_better)
-            for method in means:
+            if len([m for m in means if m in ranked]) < 2:
+                continue
+            _, marked = stats.best_and_ties({m: v for m, v in means.items() if m in ranked}, comparisons, metric,
+                                            COLUMNS[metric].higher_is_better)
+            for method in (m for m in means if m in ranked):
                 sel = (df["protocol_hash"] == part["protocol_hash"].iloc[0]) & (df["method"] == method) & (df["metric"] == metric)
                 df.loc[df.index[sel], "best_or_tied"] = method in marked
     return df
 
 
+BOUNDS = ("source", "target")  # baselines that bound the scores; never marked best
 DEFAULT_BREAKDOWN = {"ffpp": "target_identity"}  # FF++: the identity is the video, one target video per pair
 NO_VALUE = ""  # the metric of the row standing for a run without any value
 
@@ -153,7 +161,8 @@ def markdown(df: pd.DataFrame, store: Store, grids: dict[str, str] | None = None
                        f"({_common_text(part, metrics_order, n_pairs)}) [95% percentile bootstrap interval over those "
                        "pairs]. **Bold**: the best value of its column and every method not significantly different "
                        "from it (paired Wilcoxon signed-rank test on those pairs, Holm-corrected over all comparisons "
-                       "of this table, 5% level; `bench compare A B` prints the differences). Coverage: a pair fails "
+                       "of this table, 5% level; the bounds `source` and `target` are not ranked; `bench compare A B` "
+                       "prints the differences). Coverage: a pair fails "
                        "when a face cannot be found or cropped, the method fails, or a metric backend cannot embed "
                        "the swap. FID, FID∞ (an extrapolated estimate), KID (± its sd over subsets), PRD and "
                        "precision/recall: all swaps of each method.")
