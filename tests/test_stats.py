@@ -167,3 +167,18 @@ def test_bounds_are_not_ranked(failing_store):
     row = tables.collect(store).query("metric == 'pose_error'").set_index("method")
     assert row.loc["robust", "best_or_tied"] is True and pd.isna(row.loc["target", "best_or_tied"])
     assert row.loc["target", "n_common"] == PAIRS - 15
+
+
+def test_a_run_without_any_value_keeps_its_row(failing_store):
+    """A method whose every pair failed: its row shows its coverage; the others keep their values."""
+    store, robust, _ = failing_store
+    run_id = "run-broken"
+    store.start_run(run_id, "synthetic", "hash0", "broken", True,
+                    {"engine": {"bootstrap_resamples": 300, "seed": 0}, "fid": {"min_samples": 2048}},
+                    {"protocol": {"pairs": PAIRS}, "git_revision": "test"})
+    store.put_failures(run_id, [(p, "swap", "boom") for p in robust])
+    store.put_results(run_id, [], [])
+    store.finish_run(run_id)
+    md = tables.markdown(tables.collect(store), store)
+    assert f"| broken | – | 0/{PAIRS} evaluated, {PAIRS} failed |" in md
+    assert f"on {PAIRS - 15} of {PAIRS} pairs common to all 2 methods" in md
