@@ -1,7 +1,10 @@
 """Leaderboards from the results store: a markdown table (and CSV) per protocol.
 
-Methods are rows, metric columns carry ↑/↓, each aggregate is the mean over pairs with its 95%
-bootstrap interval, and coverage says how many pairs were evaluated and how many failed. The footer
+Methods are rows, metric columns carry ↑/↓, and coverage says how many pairs were evaluated and how
+many failed. The headline table shows each per-pair metric as its mean over the pairs that every listed
+method evaluated, with its 95% bootstrap interval, in bold for the column's best method and every
+method not significantly different from it (leaderboard/stats.py); a second table and the CSV keep
+each method's mean over all the pairs it evaluated. The footer
 names the protocol hash, the backends and the runs, so every number can be traced to how it was made.
 """
 
