@@ -387,7 +387,8 @@ def cmd_compare(args) -> int:
     emit(rows, columns, fmt, console=console)
     if fmt != "json":
         err.print(f"{args.a} - {args.b} on the pairs both evaluated: 95% paired bootstrap interval over pairs; "
-                  "two-sided Wilcoxon signed-rank p, Holm-corrected over the metrics of each protocol; "
+                  "two-sided Wilcoxon signed-rank p (FID: paired sign-flip permutation test), Holm-corrected over the "
+                  "tested metrics of each protocol; "
                   "significant: Holm p < 0.05", highlight=False)
     return EXIT_OK
 
