@@ -1,4 +1,4 @@
-"""The `bench` command line: run, list, leaderboard, check, weights.
+"""The `bench` command line: run, list, leaderboard, compare, check, weights.
 
 Output: tables go to stdout as a rich table on a terminal and as complete plain text otherwise
 (`--format table|tsv|json|markdown` chooses); progress and messages go to stderr.
@@ -142,6 +142,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store")
     p.add_argument("--out", default="leaderboard", help="output directory (default: ./leaderboard)")
     p.add_argument("--include-unpublishable", action="store_true", help="include rows made with test weights")
+    p.add_argument("--by", choices=["source_identity", "target_identity", "pose_bin"],
+                   help="also write the table per group of pairs (<protocol>_by_<BY>.md): per source or target "
+                        "identity, or per target yaw (frontal, 15-45°, >45°)")
+
+    p = sub.add_parser("compare", parents=[common, fmt],
+                       help="paired differences of two methods on the pairs both evaluated, with intervals and tests")
+    p.add_argument("a", metavar="A", help="a method with a complete run")
+    p.add_argument("b", metavar="B", help="another method with a complete run on the same protocol")
+    p.add_argument("--protocol")
+    p.add_argument("--store")
+    p.add_argument("--include-unpublishable", action="store_true", default=True, help=argparse.SUPPRESS)
 
     p = sub.add_parser("check", parents=[common, fmt], help="compare a run with golden results (exit 1 on any regression)")
     p.add_argument("golden", nargs="+", type=Path, help="golden JSON file(s), e.g. tests/golden/samples.json")
@@ -171,7 +182,7 @@ def main(argv=None) -> int:
         import onnxruntime
 
         onnxruntime.set_default_logger_severity(3)  # errors only
-    commands = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "check": cmd_check,
+    commands = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "compare": cmd_compare, "check": cmd_check,
                 "weights": cmd_weights}
     try:
         return commands[args.command](args)
@@ -341,7 +352,7 @@ def cmd_leaderboard(args) -> int:
     store = Store(args.store)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        written = tables.write(store, Path(args.out), args.protocol, args.include_unpublishable)
+        written = tables.write(store, Path(args.out), args.protocol, args.include_unpublishable, args.by)
     if not written:
         err.print(f"no complete runs in {store.path}" + (f" for protocol {args.protocol}" if args.protocol else "")
                   + ": run `bench run` first")
@@ -352,6 +363,33 @@ def cmd_leaderboard(args) -> int:
     for text in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)):
         err.print(f"[yellow]warning:[/yellow] {text}", highlight=False)
     err.print("wrote " + ", ".join(map(str, written)), highlight=False)
+    return EXIT_OK
+
+
+def cmd_compare(args) -> int:
+    from swapbench.bench.store import Store
+    from swapbench.leaderboard import stats
+
+    store = Store(args.store)
+    try:
+        rows = stats.compare_methods(store, args.a, args.b, args.protocol)
+    except LookupError as exc:
+        raise UserError(str(exc)) from None
+    fmt = args.format or None
+    if fmt != "json":
+        rows = [{**r, **{k: _fmt(r[k]) for k in ("a", "b", "diff", "ci_low", "ci_high") if r[k] is not None},
+                 "p": "" if r["p"] is None else f"{r['p']:.2g}", "p_holm": "" if r["p_holm"] is None else f"{r['p_holm']:.2g}",
+                 "significant": {True: "yes", False: "no", None: ""}[r["significant"]]} for r in rows]
+    columns = Columns.of(("protocol", "protocol"), ("metric", "metric"), ("n", "pairs"), ("a", args.a), ("b", args.b),
+                         ("diff", f"{args.a} - {args.b}"), ("ci_low", "95% low"), ("ci_high", "95% high"),
+                         ("p", "p (Wilcoxon)"), ("p_holm", "p (Holm)"), ("significant", "significant"),
+                         ("better", "better"))
+    emit(rows, columns, fmt, console=console)
+    if fmt != "json":
+        err.print(f"{args.a} - {args.b} on the pairs both evaluated: 95% paired bootstrap interval over pairs; "
+                  "two-sided Wilcoxon signed-rank p (FID: paired sign-flip permutation test), Holm-corrected over the "
+                  "tested metrics of each protocol; "
+                  "significant: Holm p < 0.05", highlight=False)
     return EXIT_OK
 
 

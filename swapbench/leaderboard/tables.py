@@ -1,7 +1,10 @@
 """Leaderboards from the results store: a markdown table (and CSV) per protocol.
 
-Methods are rows, metric columns carry ↑/↓, each aggregate is the mean over pairs with its 95%
-bootstrap interval, and coverage says how many pairs were evaluated and how many failed. The footer
+Methods are rows, metric columns carry ↑/↓, and coverage says how many pairs were evaluated and how
+many failed. The headline table shows each per-pair metric as its mean over the pairs that every listed
+method evaluated, with its 95% bootstrap interval, in bold for the column's best method and every
+method not significantly different from it (leaderboard/stats.py); a second table and the CSV keep
+each method's mean over all the pairs it evaluated. The footer
 names the protocol hash, the backends and the runs, so every number can be traced to how it was made.
 """
 
@@ -10,12 +13,15 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from swapbench.bench.store import Store
 from swapbench.metrics import COLUMNS, FAMILIES
 
 SET_LEVEL = {c.name for f in FAMILIES.values() if f.compares_with == "reference" for c in f.columns}
+UNBIASED_AT_SMALL_N = {"kid", "kid_std"}  # set-level values that stay meaningful below fid.min_samples
+SMALL_VALUES = {"kid", "kid_std"}  # shown with more decimals
 
 
 def collect(store: Store, protocol: str | None = None, include_unpublishable: bool = False) -> pd.DataFrame:
@@ -33,30 +39,102 @@ def collect(store: Store, protocol: str | None = None, include_unpublishable: bo
             rows.append({**common, "metric": NO_VALUE, "value": float("nan"), "ci_low": None, "ci_high": None,
                          "n": 0, "n_failed": common["pairs"], "backend": ""})
     df = pd.DataFrame(rows)
+    if rows:
+        df = add_common_pairs(df, store)
     return df[[c for c in CSV_COLUMNS if c in df.columns]] if rows else df
 
 
 CSV_COLUMNS = ("protocol", "protocol_hash", "method", "metric", "value", "ci_low", "ci_high", "n", "n_failed", "backend",
+               "value_common", "ci_low_common", "ci_high_common", "n_common", "n_methods_common", "best_or_tied",
                "pairs", "pairs_failed", "run_id", "git_revision", "min_samples")
+
+
+def add_common_pairs(df: pd.DataFrame, store: Store, pairs: set[str] | None = None,
+                     loaded: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """Per protocol and per-pair column: the mean on the pairs every listed method evaluated, its 95%
+    bootstrap interval, and whether the method is the column's best or not significantly different
+    from it (Wilcoxon signed-rank, Holm-corrected over all comparisons of the table)."""
+    from swapbench.bench.scoring import confidence_interval
+    from swapbench.leaderboard import stats
+
+    df = df.copy()
+    for col, default in (("value_common", float("nan")), ("ci_low_common", None), ("ci_high_common", None),
+                         ("n_common", pd.NA), ("n_methods_common", pd.NA), ("best_or_tied", pd.NA)):
+        df[col] = default
+    df["value_common"] = df["value_common"].astype(float)
+    df["ci_low_common"] = df["ci_low_common"].astype(object)
+    df["ci_high_common"] = df["ci_high_common"].astype(object)
+    for _, part in df.groupby(["protocol", "protocol_hash"], sort=False):
+        runs = part.drop_duplicates("method").set_index("method")["run_id"]
+        tables = {m: loaded[r] if loaded and r in loaded else stats.pair_table(store.pair_values(r))
+                  for m, r in runs.items()}
+        if pairs is not None:  # a breakdown group
+            tables = {m: t[t.index.isin(pairs)] for m, t in tables.items()}
+        run = store.run(runs.iloc[0])
+        resamples, seed = run["config"]["engine"]["bootstrap_resamples"], run["config"]["engine"]["seed"]
+        per_pair = [m for m in COLUMNS if m not in SET_LEVEL and any(m in t.columns for t in tables.values())]
+        # The bounds (source, target) are reference rows, not contenders: the best of a column and the
+        # Holm family are taken over the other methods, and nothing is marked with fewer than two.
+        ranked = [m for m in tables if m not in BOUNDS]
+        comparisons = stats.compare_all(tables, per_pair, methods=ranked, common="all", resamples=resamples,
+                                        seed=seed) if len(ranked) >= 2 else []
+        for metric in per_pair:
+            pairs = stats.common_pairs(tables, metric)
+            having = [m for m, t in tables.items() if metric in t.columns and t[metric].notna().any()]
+            means = {}
+            for method in having:
+                v = tables[method].loc[pairs, metric].to_numpy() if pairs else np.zeros(0)
+                sel = (df["protocol_hash"] == part["protocol_hash"].iloc[0]) & (df["method"] == method) & (df["metric"] == metric)
+                if not len(v):
+                    continue
+                means[method] = float(v.mean())
+                lo, hi = confidence_interval(v, resamples, seed)
+                idx = df.index[sel]
+                df.loc[idx, "value_common"] = means[method]
+                df.loc[idx, "ci_low_common"] = lo
+                df.loc[idx, "ci_high_common"] = hi
+                df.loc[idx, "n_common"] = len(pairs)
+                df.loc[idx, "n_methods_common"] = len(having)
+            if len([m for m in means if m in ranked]) < 2:
+                continue
+            _, marked = stats.best_and_ties({m: v for m, v in means.items() if m in ranked}, comparisons, metric,
+                                            COLUMNS[metric].higher_is_better)
+            for method in (m for m in means if m in ranked):
+                sel = (df["protocol_hash"] == part["protocol_hash"].iloc[0]) & (df["method"] == method) & (df["metric"] == metric)
+                df.loc[df.index[sel], "best_or_tied"] = method in marked
+    return df
+
+
+BOUNDS = ("source", "target")  # baselines that bound the scores; never marked best
+DEFAULT_BREAKDOWN = {"ffpp": "target_identity"}  # FF++: the identity is the video, one target video per pair
 NO_VALUE = ""  # the metric of the row standing for a run without any value
 
 
-def _cell(row) -> str:
+def _cell(row, common: bool = False) -> str:
+    """A value with its interval; common=True: the headline value on the pairs common to all methods
+    (bold when the column's best or not significantly different from it)."""
     col = COLUMNS.get(row["metric"])
-    scale, fmt = (100.0, "{:.1f}") if col and col.percent else (1.0, "{:.3f}")
-    text = fmt.format(row["value"] * scale)
-    if pd.notna(row["ci_low"]):
-        text += f" [{fmt.format(row['ci_low'] * scale)}, {fmt.format(row['ci_high'] * scale)}]"
+    scale, fmt = (100.0, "{:.1f}") if col and col.percent else (1.0, "{:.5f}" if row["metric"] in SMALL_VALUES else "{:.3f}")
+    use_common = common and row["metric"] not in SET_LEVEL
+    if use_common and pd.isna(row.get("value_common")):
+        return "–"
+    value, lo, hi = ((row["value_common"], row["ci_low_common"], row["ci_high_common"]) if use_common
+                     else (row["value"], row["ci_low"], row["ci_high"]))
+    text = fmt.format(value * scale)
+    if use_common and row.get("best_or_tied") is True:
+        text = f"**{text}**"
+    if lo is not None and pd.notna(lo):
+        text += f" [{fmt.format(lo * scale)}, {fmt.format(hi * scale)}]"
     if row["metric"] in SET_LEVEL:
         text += f" (n={row['n']}){' †' if not meaningful(row) else ''}"
-    elif row["n_failed"]:
+    elif row["n_failed"] and not use_common:
         text += f" (n={row['n']})"
     return text
 
 
 def meaningful(row) -> bool:
     """Set-level values from fewer images than the configured minimum are strongly biased."""
-    return row["metric"] not in SET_LEVEL or pd.isna(row.get("min_samples")) or row["n"] >= row["min_samples"]
+    return row["metric"] not in SET_LEVEL or row["metric"] in UNBIASED_AT_SMALL_N or pd.isna(row.get("min_samples")) or row["n"] >= row["min_samples"]
 
 
 def _header(metric: str) -> str:
@@ -75,26 +153,36 @@ def markdown(df: pd.DataFrame, store: Store, grids: dict[str, str] | None = None
         runs = part.drop_duplicates("method").set_index("method")
         order = sorted(runs.index, key=lambda m: _sort_key(part, m))
         n_pairs = int(runs["pairs"].iloc[0])
+        has_common = "value_common" in part.columns and part["value_common"].notna().any()
         out.append(f"## {protocol}\n")
-        out.append("| method | " + " | ".join(_header(m) for m in metrics_order) + " | coverage |")
-        out.append("|---|" + "---:|" * len(metrics_order) + "---|")
-        for method in order:
-            cells = []
-            for m in metrics_order:
-                hit = part[(part["method"] == method) & (part["metric"] == m)]
-                cells.append(_cell(hit.iloc[0]) if len(hit) else "–")
-            failed = int(runs.loc[method, "pairs_failed"])
-            cells.append(f"{n_pairs - failed}/{n_pairs} evaluated, {failed} failed")
-            out.append(f"| {method} | " + " | ".join(cells) + " |")
+        out += _table(part, runs, order, metrics_order, n_pairs, common=has_common)
         fams = sorted({b for b in part["backend"] if b})
         out.append("")
-        out.append(f"Protocol `{protocol}` hash `{phash}`, {n_pairs} pairs. Backends: {', '.join(f'`{b}`' for b in fams)}. "
-                   "Each value: mean over evaluated pairs [95% percentile bootstrap interval over pairs]; "
-                   "(n=…) where some pairs have no value. Coverage: a pair fails when a face cannot be found "
-                   "or cropped, the method fails, or a metric backend cannot embed the swap.")
+        if has_common:
+            out.append(f"Protocol `{protocol}` hash `{phash}`, {n_pairs} pairs. Backends: {', '.join(f'`{b}`' for b in fams)}. "
+                       "Each per-pair value: mean over the pairs that every listed method evaluated "
+                       f"({_common_text(part, metrics_order, n_pairs)}) [95% percentile bootstrap interval over those "
+                       "pairs]. **Bold**: the best value of its column and every method not significantly different "
+                       "from it (paired Wilcoxon signed-rank test on those pairs, Holm-corrected over all comparisons "
+                       "of this table, 5% level; the bounds `source` and `target` are not ranked; `bench compare A B` "
+                       "prints the differences). Coverage: a pair fails "
+                       "when a face cannot be found or cropped, the method fails, or a metric backend cannot embed "
+                       "the swap. FID, FID∞ (an extrapolated estimate), KID (± its sd over subsets), PRD and "
+                       "precision/recall: all swaps of each method.")
+            out.append("")
+            out.append("Each method on all the pairs it evaluated (mean [95% bootstrap interval]; (n=…) where some "
+                       "pairs have no value):")
+            out.append("")
+            out += _table(part, runs, order, metrics_order, n_pairs, common=False)
+            out.append("")
+        else:
+            out.append(f"Protocol `{protocol}` hash `{phash}`, {n_pairs} pairs. Backends: {', '.join(f'`{b}`' for b in fams)}. "
+                       "Each value: mean over evaluated pairs [95% percentile bootstrap interval over pairs]; "
+                       "(n=…) where some pairs have no value. Coverage: a pair fails when a face cannot be found "
+                       "or cropped, the method fails, or a metric backend cannot embed the swap.")
         if any(not meaningful(r) for _, r in part.iterrows()):
             out.append("")
-            out.append(f"† FID, PRD and precision/recall from fewer than {int(part['min_samples'].dropna().iloc[0])} "
+            out.append(f"† FID, FID∞, PRD and precision/recall from fewer than {int(part['min_samples'].dropna().iloc[0])} "
                        "images: strongly biased by the small sample, not meaningful as absolute values or across "
                        "protocols. FIDs from different extractors or resize policies are not comparable either.")
         reasons = Counter()
@@ -114,13 +202,45 @@ def markdown(df: pd.DataFrame, store: Store, grids: dict[str, str] | None = None
     return "\n".join(out)
 
 
+def _table(part, runs, order, metrics_order, n_pairs, common: bool) -> list[str]:
+    lines = ["| method | " + " | ".join(_header(m) for m in metrics_order) + " | coverage |",
+             "|---|" + "---:|" * len(metrics_order) + "---|"]
+    for method in order:
+        cells = []
+        for m in metrics_order:
+            hit = part[(part["method"] == method) & (part["metric"] == m)]
+            cells.append(_cell(hit.iloc[0], common) if len(hit) else "–")
+        failed = int(runs.loc[method, "pairs_failed"])
+        cells.append(f"{n_pairs - failed}/{n_pairs} evaluated, {failed} failed")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _common_text(part, metrics_order, n_pairs) -> str:
+    """e.g. "ID cos, ID top-1 %: 70 of 72 pairs common to all 3 methods; Pose err (°): 71 of 72 …"."""
+    groups: dict[tuple[int, int], list[str]] = {}
+    for m in metrics_order:
+        rows = part[(part["metric"] == m) & part["n_common"].notna()]
+        if m in SET_LEVEL or rows.empty:
+            continue
+        key = (int(rows["n_common"].iloc[0]), int(rows["n_methods_common"].iloc[0]))
+        groups.setdefault(key, []).append(COLUMNS[m].label if m in COLUMNS else m)
+    if len(groups) == 1:
+        (n, k), _ = next(iter(groups.items()))
+        return f"on {n} of {n_pairs} pairs common to all {k} methods"
+    return "; ".join(f"{', '.join(labels)}: on {n} of {n_pairs} pairs common to all {k} methods"
+                     for (n, k), labels in groups.items())
+
+
 def _sort_key(part, method):
     # Baselines first in a fixed order, then methods by name.
     fixed = ["source", "target", "classic"]
     return (fixed.index(method) if method in fixed else len(fixed), method)
 
 
-def write(store: Store, out_dir: Path, protocol: str | None = None, include_unpublishable=False) -> list[Path]:
+def write(store: Store, out_dir: Path, protocol: str | None = None, include_unpublishable=False,
+          by: str | None = None) -> list[Path]:
+    """The leaderboard files of each protocol; with `by`, also `<protocol>_by_<by>.md` (one table per group)."""
     from swapbench.leaderboard.grid import comparison_grid, frame_grid
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -142,6 +262,13 @@ def write(store: Store, out_dir: Path, protocol: str | None = None, include_unpu
         csv = out_dir / f"{name}.csv"
         part.sort_values(["method", "metric"]).to_csv(csv, index=False)
         written += [md, csv] + [p for p in (grid, frames, prd_png) if p]
+        by_here = by or DEFAULT_BREAKDOWN.get(name)
+        if by_here:
+            from swapbench.leaderboard import breakdown
+
+            path = out_dir / f"{name}_by_{by_here}.md"
+            path.write_text(f"# swapbench leaderboard: {name}, by {by_here}\n\n" + breakdown.markdown(part, store, by_here))
+            written.append(path)
     return written
 
 

@@ -1,10 +1,12 @@
-"""Set-level metrics of the swaps against the real faces of the protocol: FID, PRD and precision/recall.
+"""Set-level metrics of the swaps against the real faces of the protocol: FID, KID, PRD and precision/recall.
 
 The real set is every face crop of the protocol (sources and targets, eval convention). Its statistics
 come from the reference cache, keyed by the content of the crops and the extractor, so they are
 computed once and shared by every method and run. Values are set-level (no per-pair values, no
 bootstrap interval); the number of images stands next to each, and FID/PRD below `min_samples`
-images are marked as not meaningful in the leaderboard.
+images are marked as not meaningful in the leaderboard. FID∞ (metrics/fid_infinity.py) is FID
+extrapolated to infinitely many swaps, an estimate with the same mark. KID (unbiased at any n) is not marked; its
+standard deviation over random subsets (`kid_std`) stands beside it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from torch import nn
 
 from swapbench.metrics.columns import Column
 from swapbench.metrics.fid import FID
+from swapbench.metrics.fid_infinity import fid_infinity
+from swapbench.metrics.kid import kid
 from swapbench.metrics.prd import improved_precision_recall, prd, subsample_to_match
 from swapbench.metrics.refcache import ReferenceStats, RefStatsCache, reference_key
 
@@ -41,6 +45,9 @@ class DistributionScores:
 
     columns = (
         Column("fid", "FID", False),
+        Column("fid_inf", "FID∞ (est.)", False),
+        Column("kid", "KID", False),
+        Column("kid_std", "KID sd", False),
         Column("prd_f8", "PRD F8", True),
         Column("prd_f1_8", "PRD F1/8", True),
         Column("precision", "P (k=3)", True),
@@ -55,6 +62,9 @@ def score(fake: np.ndarray, ref: ReferenceStats, options: dict, seed: int) -> tu
     fid.update(torch.from_numpy(fake), real=False)
     values = {"fid": float(fid.compute())}
     ref_features = np.asarray(ref.features, dtype=np.float32)
+    if len(fake) >= 4:
+        values["fid_inf"] = fid_infinity(fake, ref.mean, ref.cov, seed=seed).value
+    values["kid"], values["kid_std"] = kid(fake, ref_features, seed=seed)
     ev, rf = subsample_to_match(fake, ref_features, seed=seed)
     curve = prd(ev, rf, num_clusters=min(options["prd_clusters"], len(ev) - 1), num_runs=options["prd_runs"], seed=seed)
     values["prd_f8"], values["prd_f1_8"] = float(curve.f_8), float(curve.f_1_8)
