@@ -16,7 +16,6 @@ Weights are random (speed does not depend on their values).
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch

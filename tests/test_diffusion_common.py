@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from swapbench.methods.base import SwapMethod
 from swapbench.methods.diffusion import (
-    cached_conversion,
     ddim_cfg_step,
     ldm_alphas_cumprod,
     ldm_ddim_scheduler,
     ldm_ddim_timesteps,
-    pair_generator,
     randn_per_pair,
     sample_diagonal_gaussian,
     split_groups,
@@ -24,6 +23,17 @@ from swapbench.methods.diffusion import (
 )
 
 pytest.importorskip("diffusers")
+
+
+class _Method(SwapMethod):
+    name = "test"
+
+
+def pair_generator(seed, pair_id):
+    """The generator a method draws a pair's noise from."""
+    method = _Method()
+    method.seed = seed
+    return method.pair_generator(pair_id)
 
 
 def _ldm_ddim(steps: int, start=0.00085, end=0.012):
@@ -96,19 +106,3 @@ def test_split_groups_and_lightning_unwrap():
     assert set(groups["first_stage_model."]) == {"c"} and set(rest) == {"model_ema.b", "betas"}
 
 
-def test_cached_conversion_runs_once(tmp_path, monkeypatch):
-    import swapbench.weights  # the weights layer owns the cache (cached_conversion defers to it)
-
-    monkeypatch.setattr(swapbench.weights.platformdirs, "user_cache_dir", lambda *a, **k: str(tmp_path))
-    calls = []
-
-    def convert(path):
-        calls.append(path)
-        return {"w": torch.arange(4.0)}
-
-    src = tmp_path / "x.ckpt"
-    src.write_bytes(b"x")
-    a = cached_conversion(src, "ab" * 32, "test-v1", convert)
-    b = cached_conversion(src, "ab" * 32, "test-v1", convert)
-    assert len(calls) == 1 and torch.equal(a["w"], b["w"])
-    assert list((tmp_path / "converted").glob("*.safetensors"))

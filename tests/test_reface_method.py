@@ -16,7 +16,7 @@ from swapbench.methods.base import FaceBatch  # noqa: E402
 from swapbench.methods.ghost.random_weights import random_state_dict  # noqa: E402
 from swapbench.methods.reface import model as M  # noqa: E402
 from swapbench.methods.reface.convert import convert_checkpoint  # noqa: E402
-from swapbench.methods.reface.method import CHECKPOINT, PARSER, REFace, REFaceModel  # noqa: E402
+from swapbench.methods.reface.method import CHECKPOINT, PARSER, REFace  # noqa: E402
 
 
 @pytest.mark.parametrize("tiny", [False, True], ids=["full", "tiny"])
@@ -118,8 +118,8 @@ def test_lightning_file_converts_once_into_the_cache(tmp_path, monkeypatch, tiny
     calls = []
     real = method_mod.convert_checkpoint
     monkeypatch.setattr(method_mod, "convert_checkpoint", lambda *a: calls.append(1) or real(*a))
-    first = tiny_method._convert_file(ckpt)
-    second = tiny_method._convert_file(ckpt)
+    first = tiny_method._converted(swapbench.weights.load(method_mod.CHECKPOINT, ckpt))
+    second = tiny_method._converted(swapbench.weights.load(method_mod.CHECKPOINT, ckpt))
     assert len(calls) == 1 and len(list((tmp_path / "converted").glob("*.safetensors"))) == 1
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
     assert first.keys() == tiny_method.net.state_dict().keys()

@@ -9,8 +9,8 @@ keeps here only what the ports share:
   a classifier-free-guided eps prediction through `scheduler.step` with per-pair variance noise.
 - `convert`: LDM (Lightning) checkpoint -> diffusers state dicts through diffusers' own single-file
   converters (`convert_ldm_unet_checkpoint`, `convert_ldm_vae_checkpoint`), group splitting by key
-  prefix with the groups that are not used listed, and `cached_conversion`, which stores a converted
-  checkpoint as safetensors keyed by the source file's sha256 so a conversion runs once.
+  prefix with the groups that are not used listed (the converted result is cached by the weights layer,
+  `swapbench.weights.Checkpoint.converted`, keyed by the file's sha256, so a conversion runs once).
 - `noise`: per-pair randomness. Every random draw of a swap (start latents, the sampled VAE posterior,
   DDIM variance noise for eta > 0) comes from that pair's own `torch.Generator`
   (`SwapMethod.pair_generator(pair_id, device)`, seeded by (run seed, pair id)); `randn_per_pair` draws
@@ -19,8 +19,8 @@ keeps here only what the ports share:
 Heavy imports (diffusers, safetensors) happen inside the functions, never at import time.
 """
 
-from swapbench.methods.diffusion.convert import cached_conversion, convert_unet, convert_vae, split_groups, unwrap_lightning
-from swapbench.methods.diffusion.noise import pair_generator, pair_seed, randn_per_pair, sample_diagonal_gaussian
+from swapbench.methods.diffusion.convert import convert_unet, convert_vae, split_groups, unwrap_lightning
+from swapbench.methods.diffusion.noise import randn_per_pair, sample_diagonal_gaussian
 from swapbench.methods.diffusion.schedule import (
     ddim_cfg_step,
     ldm_alphas_cumprod,
@@ -29,17 +29,14 @@ from swapbench.methods.diffusion.schedule import (
 )
 
 __all__ = [
-    "cached_conversion",
     "convert_unet",
     "convert_vae",
-    "pair_generator",
     "split_groups",
     "unwrap_lightning",
     "ddim_cfg_step",
     "ldm_alphas_cumprod",
     "ldm_ddim_scheduler",
     "ldm_ddim_timesteps",
-    "pair_seed",
     "randn_per_pair",
     "sample_diagonal_gaussian",
 ]

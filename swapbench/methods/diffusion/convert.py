@@ -8,17 +8,12 @@ prefix: `model.diffusion_model.` (UNet), `model_ema.` (LitEma copy, keys without
 `diffusers.loaders.single_file_utils.convert_ldm_{unet,vae}_checkpoint`, which rename the keys (and
 reshape the VAE's 1x1-conv attention into linear layers).
 
-`cached_conversion(path, sha256, tag, convert)` runs `convert(path)` once per source file and keeps the
-result as safetensors named after the file's sha256 (`<cache>/converted/<tag>-<sha256>.safetensors`);
-it defers to `swapbench.weights.cached_conversion` when the weights layer provides one.
+Converted state dicts are cached by the weights layer (`swapbench.weights.Checkpoint.converted`).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 
 import torch
 
@@ -73,38 +68,3 @@ def convert_vae(state: Mapping[str, torch.Tensor], config: Mapping) -> dict[str,
     return dict(convert_ldm_vae_checkpoint(only_vae, dict(config)))
 
 
-def cache_dir() -> Path:
-    env = os.environ.get("SWAPBENCH_CONVERTED")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("swapbench")) / "converted"
-
-
-def cached_conversion(path: str | os.PathLike, sha256: str, tag: str,
-                      convert: Callable[[Path], Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """convert(path), cached as safetensors keyed by the source's sha256 and `tag` (the converter's version)."""
-    try:  # the weights layer's implementation, where it exists
-        from swapbench.weights import cached_conversion as layer_impl  # type: ignore[attr-defined]
-    except ImportError:
-        layer_impl = None
-    if layer_impl is not None:
-        return layer_impl(path, sha256, tag, convert)
-
-    from safetensors.torch import load_file, save_file
-
-    target = cache_dir() / f"{tag}-{sha256}.safetensors"
-    if target.is_file():
-        return load_file(str(target))
-    converted = {k: v.contiguous() for k, v in convert(Path(path)).items()}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-    os.close(fd)
-    try:
-        save_file(converted, tmp, metadata={"source_sha256": sha256, "tag": tag})
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return converted

@@ -1,27 +1,16 @@
 """Per-pair random draws: a swap depends on the run seed and its pair id only.
 
 Official LDM scripts draw from the global RNG in batch order, so a pair's noise depends on the pairs
-before it. swapbench gives every pair its own generator (seeded by (run seed, pair id)) and draws each
-pair's slice of a batched tensor from it: the same pair gets the same noise at batch 1 and batch 4.
+before it. swapbench gives every pair its own generator (`SwapMethod.pair_generator`, seeded by (run
+seed, pair id)) and draws each pair's slice of a batched tensor from it: the same pair gets the same
+noise at batch 1 and batch 4.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 import torch
-
-
-def pair_seed(run_seed: int, pair_id: str) -> int:
-    """A 63-bit seed from (run seed, pair id), stable across processes and machines."""
-    digest = hashlib.sha256(f"{int(run_seed)}:{pair_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-def pair_generator(run_seed: int, pair_id: str, device: torch.device | str = "cpu") -> torch.Generator:
-    """A generator on `device` seeded by (run seed, pair id); what `SwapMethod.pair_generator` returns."""
-    return torch.Generator(device=device).manual_seed(pair_seed(run_seed, pair_id))
 
 
 def randn_per_pair(

@@ -40,7 +40,6 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -48,12 +47,12 @@ import torch.nn.functional as F
 
 from swapbench.faces import parsing
 from swapbench.methods.base import FaceBatch, SwapMethod
-from swapbench.methods.diffusion import ldm_ddim_scheduler, randn_per_pair, sample_diagonal_gaussian
+from swapbench.methods.diffusion import ldm_ddim_scheduler, randn_per_pair
 from swapbench.methods.diffusion.convert import unwrap_lightning
 from swapbench.methods.diffusion.schedule import ddim_cfg_step
 from swapbench.methods.reface import model as M
 from swapbench.methods.reface.convert import CONVERTER_VERSION, convert_checkpoint, ignored_groups
-from swapbench.weights import WeightFile, WeightsError
+from swapbench.weights import Checkpoint, WeightFile, WeightsError
 
 log = logging.getLogger(__name__)
 
@@ -216,18 +215,13 @@ class REFace(SwapMethod):
         for wf in self.weights:
             if wf.name not in state:
                 raise WeightsError(f"{self.name}: nothing was given for {wf.filename} ({wf.name})")
-        ckpt = state[CHECKPOINT.name]
-        tag = CONVERTER_VERSION + ("-tiny" if self.options.tiny else "")
-        if hasattr(ckpt, "converted"):  # the weights layer's Checkpoint: conversion cached by file content
-            converted = ckpt.converted(tag, lambda sd: self._convert(unwrap_lightning(sd)))
-        elif isinstance(ckpt, (str, Path)):
-            converted = self._convert_file(Path(ckpt))
+        ckpt = state[CHECKPOINT.name]  # the weights layer's Checkpoint, or an opened dict (tests)
+        if isinstance(ckpt, Checkpoint):
+            converted = self._converted(ckpt)
         else:
             converted = self._convert(unwrap_lightning(ckpt))
         self._load_converted(converted)
         bisenet = state[PARSER.name]
-        if isinstance(bisenet, (str, Path)):
-            bisenet = torch.load(bisenet, map_location="cpu", weights_only=True)
         try:
             self.parser.net.load_state_dict(bisenet, strict=True)
         except (RuntimeError, TypeError) as exc:
@@ -244,11 +238,10 @@ class REFace(SwapMethod):
                 f"(e.g. {', '.join(unknown[:3])}): not REFace's last.ckpt? Download it from {CHECKPOINT.url}")
         return out
 
-    def _convert_file(self, path: Path) -> dict[str, torch.Tensor]:
-        from swapbench.weights import cached_conversion, sha256_of
-
+    def _converted(self, checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
+        """The Lightning file converted to the port's keys, once per file content (cached as safetensors)."""
         tag = CONVERTER_VERSION + ("-tiny" if self.options.tiny else "")
-        return cached_conversion(path, sha256_of(path), tag, lambda p: self._convert(load_lightning(p)))
+        return checkpoint.converted(tag, lambda sd: self._convert(unwrap_lightning(sd)))
 
     def _load_converted(self, sd: Mapping[str, torch.Tensor]) -> None:
         expected = self.net.state_dict()
@@ -317,18 +310,3 @@ class REFace(SwapMethod):
         if out_size is not None and out_size != res:
             out = F.interpolate(out, size=(out_size, out_size), mode="bilinear", antialias=True, align_corners=False)
         return out.clamp(0, 1)
-
-
-def load_lightning(path: Path) -> dict[str, torch.Tensor]:
-    """The model state dict of a Lightning .ckpt, opened with torch.load(weights_only=True) (memory-mapped)."""
-    import pickle
-
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except pickle.UnpicklingError as exc:
-        raise WeightsError(
-            f"{path} ({CHECKPOINT.name}) cannot be opened with torch.load(weights_only=True): {exc}. "
-            "swapbench never unpickles arbitrary objects; if this is the official file, the type named above "
-            "must be allow-listed with torch.serialization.add_safe_globals in swapbench.methods.reface.method."
-        ) from exc
-    return unwrap_lightning(obj)
