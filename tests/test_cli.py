@@ -34,7 +34,8 @@ def test_leaderboard_writes_markdown_csv_and_grid(samples_run, tmp_path):
     assert (tmp_path / "lb" / "samples_grid.png").stat().st_size > 10_000
     csv = (tmp_path / "lb" / "samples.csv").read_text().splitlines()
     assert csv[0].startswith("protocol,protocol_hash,method,metric,value,ci_low,ci_high")
-    assert len(csv) == 1 + 3 * (3 + 3 + 5)  # 3 methods x (3 identity + pose/expression/gaze + 5 set-level)
+    # 3 methods x (3 identity + pose/expression/gaze + 8 set-level: FID, FID∞, KID, KID sd, PRD x2, P, R)
+    assert len(csv) == 1 + 3 * (3 + 3 + 8)
     assert (tmp_path / "lb" / "samples_prd.png").stat().st_size > 10_000
     # target frames with each method's swap pasted back: 4 rows x (frame + 3 methods) tiles of 192 px
     from PIL import Image
