@@ -83,9 +83,14 @@ def provenance(cfg, protocol, method, hashes, data_sha=None) -> dict:
 
 
 def git_revision() -> str | None:
-    """The checkout's commit ("-dirty" with uncommitted changes), or None outside a git checkout."""
+    """The checkout's commit ("-dirty" with uncommitted changes), or None when swapbench is not run from
+    its own git checkout (an installed wheel inside some other repository reports None, not that one's)."""
     here = Path(__file__).resolve().parent
+    root = here.parents[1]  # <checkout>/swapbench/bench
     try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=here, capture_output=True, text=True, timeout=5)
+        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != root:
+            return None
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
                                capture_output=True, text=True, timeout=5)
