@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from swapbench.methods.base import FaceBatch
-from swapbench.methods.ghost import ARCFACE_FILE, GENERATOR_FILES, Ghost, random_weights
+from swapbench.methods.ghost.method import ARCFACE_FILE, GENERATOR_FILES, Ghost, random_weights
 
 
 def timed_interleaved(fns: dict, repeats: int, warmup: int = 1) -> dict[str, list[float]]:

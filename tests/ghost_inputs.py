@@ -11,7 +11,7 @@ import numpy as np
 import skimage.data
 from PIL import Image
 
-from swapbench.methods.ghost import random_weights
+from swapbench.methods.ghost.method import random_weights
 
 SEED = 20240601  # seed of swapbench.methods.ghost.random_weights in the parity golden
 

@@ -11,7 +11,8 @@ METHODS = {
     "ghost_3blocks": "swapbench.methods.ghost.method:Ghost3Blocks",
 }
 
-__all__ = ["ARCFACE_FILE", "GENERATOR_FILES", "Ghost", "Ghost1Block", "Ghost3Blocks", "random_weights"]
+# (random_weights, the function, is in .method: the name of this package's random_weights module wins here)
+__all__ = ["ARCFACE_FILE", "GENERATOR_FILES", "Ghost", "Ghost1Block", "Ghost3Blocks"]
 
 
 def __getattr__(name: str):
