@@ -66,7 +66,8 @@ def test_onnx_file_with_another_checksum_is_refused(tmp_path):
 def test_onnx_backend_runs_through_the_engine(tmp_path, monkeypatch):
     """The published checksum is what keeps a random file out of the command line; here the card is
     given the random file's checksum, and the run goes through the real engine."""
-    from swapbench.bench import config, engine, weights
+    from swapbench import weights
+    from swapbench.bench import config, engine
     from swapbench.metrics.backends.arcface_onnx import InsightfaceW600kR50
 
     folder = tmp_path / "weights"
