@@ -46,8 +46,16 @@ def test_registered_with_options():
 def test_same_swaps_at_batch_1_and_3(batch3):
     src, tgt = batch3
     m = model(blend=False)
-    together = m.swap(src, tgt)
-    alone = torch.cat([m.swap(rows(src, [i]), rows(tgt, [i])) for i in range(3)])
+    # One intra-op thread: with several, oneDNN/BLAS split work by batch size and the guided sampler
+    # amplifies that last-bit round-off at a few pixels (seen: 0.05 at 2 threads, 1e-6 elsewhere); what
+    # this test checks is that every random draw comes from the pair's own generator.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        together = m.swap(src, tgt)
+        alone = torch.cat([m.swap(rows(src, [i]), rows(tgt, [i])) for i in range(3)])
+    finally:
+        torch.set_num_threads(threads)
     assert (together - alone).abs().max() < 1e-4  # batched vs single convolutions: float round-off only
     assert together.shape == (3, 3, 256, 256) and 0 <= together.min() and together.max() <= 1
     # another pair id -> other noise
