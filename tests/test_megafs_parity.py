@@ -93,7 +93,9 @@ def test_encoder_swappers_generator_and_swap_match_the_official_code(gold, encod
     w = method.swapper(lats[1:], lats[0:1])
     errors["image"] = _err(method.generator(w, struct[0:1]), gold["image_ftm"])
     swapped = method.generate(src, tgt)  # min-max in [0, 1]
-    errors["swap_0_255"] = _err(swapped[0].permute(1, 2, 0) * 255, gold["swap_ftm"])
+    # in [0, 1] like every other image here (the golden holds 0..255; min-max scaling by 255 turns float32
+    # round-off of the generator, which depends on the thread count, into ~2e-4 of a grey level)
+    errors["swap"] = _err(swapped[0].permute(1, 2, 0), gold["swap_ftm"] / 255)
     print("parity max abs errors:", errors)
     assert max(errors.values()) <= TOL, errors
     # sanity: the codes are informative (not saturated by tanh), the two faces differ
