@@ -49,7 +49,7 @@ from swapbench.methods.diffswap import blend as blending
 from swapbench.methods.diffswap.convert import ConversionError, convert
 from swapbench.methods.diffswap.nets import FaceConditioner, Size, build_unet, build_vq, unet_config, vq_config
 from swapbench.methods.diffswap.sampler import guided_ddim
-from swapbench.weights import Checkpoint, WeightFile, WeightsError
+from swapbench.weights import Checkpoint, WeightFile, WeightsError, state_dict_problems
 
 CONVERTER_VERSION = "diffswap-diffusers-1"  # cache tag of converted checkpoints; bump when convert() changes
 
@@ -158,13 +158,7 @@ class DiffSwap(SwapMethod):
         except ConversionError as exc:
             raise WeightsError(f"{wf.filename} ({wf.name}) is not DiffSwap's checkpoint: {exc}. "
                                f"Download the official file from {wf.url}") from None
-        expected = self.expected_state()
-        missing = [k for k in expected if k not in conv]
-        unexpected = [k for k in conv if k not in expected]
-        shapes = [f"{k}: {tuple(conv[k].shape)} instead of {tuple(v.shape)}" for k, v in expected.items()
-                  if k in conv and tuple(conv[k].shape) != tuple(v.shape)]
-        problems = [f"{len(v)} {label} (e.g. {', '.join(v[:3])})" for label, v in
-                    (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", shapes)) if v]
+        problems = state_dict_problems(self.expected_state(), conv)
         if problems:
             size = "tiny test" if self.options.tiny else "released"
             raise WeightsError(f"{wf.filename} ({wf.name}) does not fit the {size} DiffSwap model: "

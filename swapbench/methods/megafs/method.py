@@ -53,7 +53,7 @@ from swapbench.faces.parsing import WEIGHTS as PARSER_WEIGHTS, BiSeNet, FacePars
 from swapbench.methods.base import FaceBatch, SwapMethod
 from swapbench.methods.megafs.nets import SWAP_TYPES, FaceTransferModule, HieRFE, SoftErosion
 from swapbench.methods.stylegan2 import Generator
-from swapbench.weights import WeightFile, WeightsError
+from swapbench.weights import WeightFile, WeightsError, state_dict_problems
 
 CODE = "https://github.com/zyainfal/One-Shot-Face-Swapping-on-Megapixels"
 LICENCE = "CC BY-NC 4.0 (the official repository's LICENSE.txt, (c) 2021 CRIPAC, NLPR, CASIA)"
@@ -104,15 +104,7 @@ def check_state(module: nn.Module, state: object, wf: WeightFile, what: str) -> 
     if not isinstance(state, Mapping):
         raise WeightsError(f"{wf.filename} ({wf.name}): {what} is not a state dict but a {type(state).__name__}."
                            f" Get the official file from {wf.url}")
-    expected = module.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [str(k) for k in state if k not in expected]
-    shapes = [f"{k}: {tuple(state[k].shape)} instead of {tuple(v.shape)}" for k, v in expected.items()
-              if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != v.shape]
-    notensor = [k for k in expected if k in state and not isinstance(state[k], torch.Tensor)]
-    problems = [f"{len(v)} {label} (e.g. {', '.join(v[:3])})" for label, v in
-                (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", shapes),
-                 ("values that are not tensors", notensor)) if v]
+    problems = state_dict_problems(module.state_dict(), state)
     if problems:
         raise WeightsError(f"{wf.filename} ({wf.name}) does not fit the MegaFS {what}: {'; '.join(problems)}."
                            f" Get the official file from {wf.url}")

@@ -52,7 +52,7 @@ from swapbench.methods.diffusion.convert import unwrap_lightning
 from swapbench.methods.diffusion.schedule import ddim_cfg_step
 from swapbench.methods.reface import model as M
 from swapbench.methods.reface.convert import CONVERTER_VERSION, convert_checkpoint, ignored_groups
-from swapbench.weights import Checkpoint, WeightFile, WeightsError
+from swapbench.weights import Checkpoint, WeightFile, WeightsError, state_dict_problems
 
 log = logging.getLogger(__name__)
 
@@ -244,13 +244,7 @@ class REFace(SwapMethod):
         return checkpoint.converted(tag, lambda sd: self._convert(unwrap_lightning(sd)))
 
     def _load_converted(self, sd: Mapping[str, torch.Tensor]) -> None:
-        expected = self.net.state_dict()
-        missing = [k for k in expected if k not in sd]
-        unexpected = [k for k in sd if k not in expected]
-        shapes = [f"{k}: {tuple(sd[k].shape)} instead of {tuple(v.shape)}" for k, v in expected.items()
-                  if k in sd and tuple(sd[k].shape) != tuple(v.shape)]
-        problems = [f"{len(v)} {label} (e.g. {', '.join(v[:3])})" for label, v in
-                    (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", shapes)) if v]
+        problems = state_dict_problems(self.net.state_dict(), sd)
         if problems:
             raise WeightsError(f"{CHECKPOINT.filename} ({CHECKPOINT.name}) does not fit REFace"
                                f"{' (tiny test architecture)' if self.options.tiny else ''}: {'; '.join(problems)}."
