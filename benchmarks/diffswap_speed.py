@@ -16,7 +16,6 @@ Weights are random (speed does not depend on their values).
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
@@ -24,6 +23,7 @@ from swapbench.methods.base import FaceBatch
 from swapbench.methods.diffswap import DiffSwap
 from swapbench.methods.diffswap import blend as blending
 from swapbench.methods.diffswap.method import hull_mask
+from timing import best  # benchmarks/timing.py (this folder is on sys.path when a script runs)
 
 
 def random_model(tiny: bool) -> DiffSwap:
@@ -52,16 +52,6 @@ def inputs(b: int) -> tuple[FaceBatch, FaceBatch]:
     s, t = [i % 2 for i in range(b)], [(i + 1) % 2 for i in range(b)]
     ids = [f"p{i}" for i in range(b)]
     return FaceBatch(crops[s], lm[s], ids), FaceBatch(crops[t], lm[t], ids)
-
-
-def best(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:
@@ -96,16 +86,16 @@ def main() -> None:
             blending.blend(gen, tgt.image, hulls)
             return z, ctx
 
-        t_fixed = best(fixed, args.repeats)
+        t_fixed = best(fixed, args.repeats, warmup=1)
         z, ctx = fixed()
         x = torch.randn(z.shape)
-        t_unet = best(lambda: m.unet(x, 501, encoder_hidden_states=ctx).sample, args.repeats)
+        t_unet = best(lambda: m.unet(x, 501, encoder_hidden_states=ctx).sample, args.repeats, warmup=1)
         per_swap = (t_fixed + args.steps * t_unet) / b
         line = (f"batch {b}: fixed {t_fixed:.2f} s, one UNet call {t_unet:.2f} s -> {per_swap:.1f} s/swap "
                 f"at {args.steps} steps (extrapolated)")
         if official is not None:
             ts = torch.full((b,), 501, dtype=torch.long)
-            t_off = best(lambda: official(x, ts, context=ctx), args.repeats)
+            t_off = best(lambda: official(x, ts, context=ctx), args.repeats, warmup=1)
             line += f"; official UNet call {t_off:.2f} s -> {(t_fixed + args.steps * t_off) / b:.1f} s/swap"
         print(line, flush=True)
 

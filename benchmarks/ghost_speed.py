@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -22,21 +21,7 @@ import torch.nn.functional as F
 
 from swapbench.methods.base import FaceBatch
 from swapbench.methods.ghost.method import ARCFACE_FILE, GENERATOR_FILES, Ghost, random_weights
-
-
-def timed_interleaved(fns: dict, repeats: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Seconds per call of each function, calls interleaved so that load from other processes on a
-    shared machine hits every implementation alike; report the minimum (least disturbed) too."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t)
-    return times
+from timing import timed_interleaved  # benchmarks/timing.py (this folder is on sys.path when a script runs)
 
 
 def official_swap(path: Path, num_blocks: int, state: dict):

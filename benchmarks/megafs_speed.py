@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 import types
 from pathlib import Path
 
@@ -31,23 +30,9 @@ import torch
 from swapbench.methods.base import FaceBatch
 from swapbench.methods.megafs import MegaFS, MegaFSInjection, MegaFSLCR
 from swapbench.methods.megafs import random_weights as rw
+from timing import timed_interleaved  # benchmarks/timing.py (this folder is on sys.path when a script runs)
 
 CLASSES = {"ftm": MegaFS, "injection": MegaFSInjection, "lcr": MegaFSLCR}
-
-
-def timed_interleaved(fns: dict, repeats: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Seconds per call of each function, calls interleaved so that load from other processes on a
-    shared machine hits every implementation alike."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t)
-    return times
 
 
 def official(path: Path, swap_type: str):

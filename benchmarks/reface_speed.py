@@ -23,6 +23,7 @@ import torch
 
 from swapbench.methods.reface import model as M
 from swapbench.methods.reface.method import REFaceModel
+from timing import best  # benchmarks/timing.py (this folder is on sys.path when a script runs)
 
 
 def fill_random(module: torch.nn.Module, seed: int = 0) -> None:
@@ -37,15 +38,6 @@ def fill_random(module: torch.nn.Module, seed: int = 0) -> None:
                 p.copy_(torch.ones_like(p) if name.endswith(("weight", "running_var")) else torch.zeros_like(p))
     if isinstance(module, REFaceModel):
         M.reset_nonpersistent_buffers(module.cond)
-
-
-def best(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def official_unet(repo: Path):
