@@ -1,16 +1,7 @@
 """ArcFace IR-SE50 (TreB1eN/InsightFace_Pytorch, as used by pSp and REFace) and REFace's ID protocol.
 
-The network (swapbench.faces.irse50, shared with the REFace method) follows TreB1eN's `Backbone(112, 50, 'ir_se')`, whose module names are the keys of the
-released model_ir_se50.pth (a plain state_dict), so it loads with strict=True:
-
-- input_layer: 3x3 conv (64, no bias), BatchNorm2d, PReLU;
-- body.0 .. body.23: IR-SE units in four stages of 3, 4, 14, 3 units (64, 128, 256, 512 channels,
-  the first unit of each stage with stride 2). A unit is res_layer (BatchNorm2d, 3x3 conv, PReLU,
-  3x3 conv with the stride, BatchNorm2d, SE module: global mean, 1x1 conv to C/16, ReLU, 1x1 conv,
-  sigmoid, times the input) plus shortcut_layer (MaxPool2d(1, stride) when the width is unchanged,
-  else a strided 1x1 conv and BatchNorm2d). No activation after the sum;
-- output_layer: BatchNorm2d(512), Dropout, flatten (7 x 7 x 512), Linear to 512, BatchNorm1d;
-  the embedding is L2-normalised.
+The network is swapbench.faces.irse50 (shared with the REFace method; its docstring describes the
+layers and the keys of the released model_ir_se50.pth, which loads with strict=True).
 
 REFace's ID retrieval (eval_tool/ID_retrieval/ID_retrieval.py, `MaskedImagePathDataset` feeding
 `IDLoss`) prepares each image, swap or source alike, as follows, and so does this backend:
