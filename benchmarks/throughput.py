@@ -2,6 +2,11 @@
 
     python benchmarks/throughput.py                      # samples protocol + a ~1000-pair synthetic one
     python benchmarks/throughput.py --synthetic-pairs 0  # samples only
+    python benchmarks/throughput.py --accelerator gpu --methods ghost classic   # on an NVIDIA GPU
+
+--accelerator gpu|cpu places the engine's Trainer and the forwards measured alone on that device
+(GHOST gets deterministic random weights in the official file format unless --weights-dir holds the real
+ones: speed does not depend on the weights). Face detection (dlib HOG) runs on the CPU either way.
 
 For each protocol: a fresh store, one `engine.run` with the default offline backends, and
   - end-to-end pairs/s and peak resident memory,
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import resource
 import shutil
 import tempfile
@@ -63,8 +69,53 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def forward_times(cfg, protocol, store, batch_size) -> dict[str, float]:
-    """Seconds spent inside model forwards only, at the engine's batch size."""
+def device_of(accelerator: str) -> torch.device:
+    """The torch device of `--accelerator`: cuda for gpu (checked), cpu for cpu."""
+    if accelerator == "gpu":
+        if not torch.cuda.is_available():
+            raise SystemExit("--accelerator gpu: torch sees no CUDA device (torch.cuda.is_available() is False)")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def build_method(name, cfg, device):
+    """A method as the engine builds it (options, weights), on `device`, in eval mode."""
+    from swapbench import weights
+
+    method = methods.get(name).from_config(cfg)
+    if method.weights:
+        paths = weights.resolve(method.weights, cfg["weights_dir"])
+        method.load_weights({f.name: weights.load(f, paths[f.name]) for f in method.weights})
+    return method.to(device).eval()
+
+
+def build_backend(name, cfg, device):
+    backend = metrics.build_backend(name, cfg)  # as the engine builds it
+    if backend.module is not None:
+        backend.module.to(device)
+    backend.device = device
+    return backend
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def random_ghost_weights(folder: Path) -> Path:
+    """GHOST's files in the official format with deterministic random weights (for timing only)."""
+    from swapbench.methods.ghost import Ghost
+    from swapbench.methods.ghost.method import random_weights
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ghost = Ghost()
+    for name, state in random_weights(ghost.num_blocks, seed=0).items():
+        torch.save(state, folder / next(f.filename for f in ghost.weights if f.name == name))
+    return folder
+
+
+def forward_times(cfg, protocol, store, batch_size, device=torch.device("cpu")) -> dict[str, float]:
+    """Seconds spent inside model forwards only, at the engine's batch size, on `device`."""
     ev = cfg["face"]["eval_convention"]
     _, size = templates.parse_convention(ev)
     out = {"decode": 0.0, "detect/align": 0.0}
@@ -81,29 +132,40 @@ def forward_times(cfg, protocol, store, batch_size) -> dict[str, float]:
     crops = prepare(protocol, [ev], store)
     pairs = [p for p in protocol.pairs if crops[p.source, ev].ok and crops[p.target, ev].ok]
     for name in cfg["methods"]:
-        method = methods.get(name).from_config(cfg)
+        method = build_method(name, cfg, device)
+        conv = method.convention
+        crops.update(prepare(protocol, [conv], store))
+        ok = [p for p in pairs if crops[p.source, conv].ok and crops[p.target, conv].ok]
         t = 0.0
-        for i in range(0, len(pairs), batch_size):
-            chunk = pairs[i:i + batch_size]
-            src = FaceBatch(torch.stack([read_png(crops[p.source, ev].path) for p in chunk]),
-                            torch.stack([torch.from_numpy(crops[p.source, ev].landmarks) for p in chunk]))
-            tgt = FaceBatch(torch.stack([read_png(crops[p.target, ev].path) for p in chunk]),
-                            torch.stack([torch.from_numpy(crops[p.target, ev].landmarks) for p in chunk]))
+        for i in range(0, len(ok), batch_size):
+            chunk = ok[i:i + batch_size]
+            src = FaceBatch(torch.stack([read_png(crops[p.source, conv].path) for p in chunk]).to(device),
+                            torch.stack([torch.from_numpy(crops[p.source, conv].landmarks) for p in chunk]).to(device),
+                            [f"{p.source}-{p.target}" for p in chunk])
+            tgt = FaceBatch(torch.stack([read_png(crops[p.target, conv].path) for p in chunk]).to(device),
+                            torch.stack([torch.from_numpy(crops[p.target, conv].landmarks) for p in chunk]).to(device),
+                            [f"{p.source}-{p.target}" for p in chunk])
+            _sync(device)
             t0 = time.perf_counter()
-            method.swap(src, tgt)
+            with torch.no_grad():
+                method.swap(src, tgt)
+            _sync(device)
             t += time.perf_counter() - t0
         out[f"swap/{name}"] = t
     # Backends see as many images as the engine gives them: every swap plus every reference crop.
     refs = list({crops[k, ev].path for p in pairs for k in (p.source, p.target)})
     n_images = len(pairs) * len(cfg["methods"]) + len(refs)
     for family, bname in cfg["metrics"].items():
-        backend = metrics.build_backend(bname, cfg)  # as the engine builds it
+        backend = build_backend(bname, cfg, device)
         paths = (refs * (n_images // len(refs) + 1))[:n_images]
         t = 0.0
         for i in range(0, len(paths), batch_size):
-            batch = torch.stack([read_png(p) for p in paths[i:i + batch_size]])
+            batch = torch.stack([read_png(p) for p in paths[i:i + batch_size]]).to(device)
+            _sync(device)
             t0 = time.perf_counter()
-            backend.extract(batch)
+            with torch.no_grad():
+                backend.extract(batch)
+            _sync(device)
             t += time.perf_counter() - t0
         out[f"features/{backend.feature_name}"] = t
     return out
@@ -147,11 +209,22 @@ def _clear_model_caches():
     gc.collect()
 
 
+def run_config(name, args, store) -> dict:
+    """The `bench run` config of one measurement: the engine on --accelerator, the chosen backends."""
+    overrides = {"protocol": name, "methods": args.methods, "store": str(store),
+                 "engine": {"batch_size": args.batch_size, "accelerator": args.accelerator, "devices": args.devices},
+                 "weights_dir": str(args.weights_dir) if args.weights_dir else None}
+    if args.metrics:
+        overrides["metrics"] = dict(m.split("=", 1) for m in args.metrics)
+    if args.num_workers is not None:
+        overrides["engine"]["num_workers"] = args.num_workers
+    return config.load((), overrides)
+
+
 def bench_protocol(name, protocol, args) -> list[str]:
     tmp = Path(tempfile.mkdtemp())
     PROTOCOLS[name] = lambda: protocol
-    cfg = config.load((), {"protocol": name, "methods": args.methods, "store": str(tmp / "r.sqlite"),
-                           "engine": {"batch_size": args.batch_size}})
+    cfg = run_config(name, args, tmp / "r.sqlite")
     t0 = time.perf_counter()
     run_ids = [r.run_id for r in engine.run(cfg)]
     wall = time.perf_counter() - t0
@@ -163,10 +236,11 @@ def bench_protocol(name, protocol, args) -> list[str]:
                 continue  # face preparation is shared by the methods of one run
             key = f"swap/{store.run(run_id)['method']}" if stage == "swap" else stage
             stages[key] = stages.get(key, 0.0) + sec
-    forward = forward_times(cfg, protocol, Store(tmp / "fwd.sqlite"), args.batch_size)
+    forward = forward_times(cfg, protocol, Store(tmp / "fwd.sqlite"), args.batch_size, device_of(args.accelerator))
     decode, detect = forward["decode"], forward["detect/align"]
     n = len(protocol.pairs) * len(args.methods)
-    naive_s = naive(cfg, protocol, min(args.naive_pairs, len(protocol.pairs)))
+    n_naive = min(args.naive_pairs, len(protocol.pairs))
+    naive_s = naive(cfg, protocol, n_naive) if n_naive else float("nan")
     lines = [
         f"### {name}: {len(protocol.pairs)} pairs x {len(args.methods)} methods ({', '.join(args.methods)}), "
         f"batch size {args.batch_size}",
@@ -175,8 +249,9 @@ def bench_protocol(name, protocol, args) -> list[str]:
         f"- sum of stage times measured alone (decode, detect/align, swap and backend forwards): "
         f"{sum(forward.values()):.1f} s; engine overhead (end to end / that sum): "
         f"{wall / max(sum(forward.values()), 1e-9):.2f}x",
-        f"- naive (one pair at a time, models reloaded per metric and pair, {min(args.naive_pairs, len(protocol.pairs))} "
-        f"pairs): {1 / naive_s * len(args.methods):.2f} pairs/s; the engine is {naive_s * n / len(args.methods) / wall:.1f}x faster",
+        f"- naive (one pair at a time, models reloaded per metric and pair, {n_naive} "
+        f"pairs): {len(args.methods) / naive_s:.2f} pairs/s; the engine is {naive_s * n / len(args.methods) / wall:.1f}x faster"
+        if n_naive else "- naive way: not measured (--naive-pairs 0)",
         "",
         "| stage | engine time (s) | model forward (s) |",
         "|---|---:|---:|",
@@ -191,16 +266,45 @@ def bench_protocol(name, protocol, args) -> list[str]:
     return lines
 
 
-def main():
+def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu")
+    ap.add_argument("--devices", type=int, default=1)
     ap.add_argument("--methods", nargs="+", default=["classic"])
+    ap.add_argument("--metrics", nargs="+", metavar="FAMILY=BACKEND", help="default: every default backend")
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--num-workers", type=int, help="engine.num_workers (default: the config's)")
+    ap.add_argument("--subset", type=int, help="pairs of the samples protocol (default: all 72)")
     ap.add_argument("--synthetic-pairs", type=int, default=1000)
     ap.add_argument("--naive-pairs", type=int, default=20)
-    args = ap.parse_args()
+    ap.add_argument("--weights-dir", type=Path, help="weights folder; default for ghost: random weights")
+    args = ap.parse_args(argv)
+    for m in args.metrics or ():
+        if "=" not in m:
+            ap.error(f"--metrics expects FAMILY=BACKEND, got {m!r}")
+    if args.devices < 1 or args.batch_size < 1:
+        ap.error("--devices and --batch-size must be at least 1")
+    return args
+
+
+def machine(accelerator) -> str:
+    import platform
+
+    cpu = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    if accelerator == "gpu":
+        return f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda}); CPU {cpu}"
+    return f"CPU {cpu}, {torch.get_num_threads()} torch threads"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device_of(args.accelerator)  # no GPU for --accelerator gpu: stop before any work
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    out = ["## Throughput", "", f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU", ""]
-    out += bench_protocol("samples", get_protocol("samples"), args)
+    if "ghost" in args.methods and args.weights_dir is None:
+        args.weights_dir = random_ghost_weights(Path(tempfile.mkdtemp()) / "weights")
+    out = ["## Throughput", "", f"torch {torch.__version__}, {machine(args.accelerator)}; load {os.getloadavg()[0]:.2f}", ""]
+    samples = get_protocol("samples")
+    out += bench_protocol("samples", samples.subset(args.subset) if args.subset else samples, args)
     if args.synthetic_pairs:
         root = Path(tempfile.mkdtemp())
         out += bench_protocol("synthetic", synthetic_protocol(root, args.synthetic_pairs), args)

@@ -25,8 +25,8 @@ from swapbench.bench.stages import (
     SwapInputs,
     SwapWriter,
 )
-from swapbench.bench.store import Store
-from swapbench.bench.trainer import is_global_zero, predict, timed
+from swapbench.bench.store import open_store
+from swapbench.bench.trainer import is_global_zero, predict, timed, world
 from swapbench.datasets import ImageRef, Protocol, load_protocol
 from swapbench.faces import detect
 from swapbench.registry import UnknownName
@@ -76,13 +76,15 @@ def run(cfg: dict, reporter: Reporter | None = None) -> list[MethodRun]:
     import lightning as L
 
     L.seed_everything(cfg["engine"]["seed"], workers=True, verbose=False)
-    store = Store(cfg["store"])
+    # On several nodes each rank writes its own shard, merged by global rank 0 (bench.store.RankStore).
+    store = open_store(cfg["store"], cfg["engine"]["num_nodes"], world(cfg)[0] if cfg["engine"]["num_nodes"] > 1 else 0,
+                       cfg["engine"].get("shard_dir"))
     eval_convention = cfg["face"]["eval_convention"]
     conventions = sorted({eval_convention} | {m.convention for m in instances})
     reporter.plan(1 + len(instances) * (2 + len(backends)), f"{protocol.name}: {len(protocol.pairs)} pairs, "
                   f"{len(instances)} method(s), {len(backends)} backend(s)")
     t0 = time.perf_counter()
-    face_args = dict(detector=detector.name, weights_dir=cfg["weights_dir"])
+    face_args = dict(detector=detector.name, weights_dir=cfg["weights_dir"], workers=cfg["engine"]["num_workers"])
     with reporter.stage("faces", len(protocol.images), f"{detector.name}, {', '.join(conventions)}") as stage:
         crops = prepare(protocol, conventions, store, cfg["face"]["multi_face"], stage, **face_args)
     # A method's extra input images (e.g. precomputed swaps) are prepared exactly like the protocol's
@@ -143,7 +145,8 @@ def _run_method(method, protocol, crops, backends, store, cfg, hashes, face_seco
             # Swaps made on another crop convention are pasted into the target's scoring crop.
             paste = {p.pair_id: (crops[p.target, conv], crops[p.target, ev]) for p in pending} if conv != ev else None
             with timed(store, run_id, "swap"):
-                predict(cfg, method, SwapInputs(items), SwapWriter(store.path, run_id, paste), reporter.callback(stage))
+                predict(cfg, method, SwapInputs(items), SwapWriter(store, run_id, paste), reporter.callback(stage))
+            store.sync()
     swaps = store.swaps(run_id)
     store.put_failures(run_id, [(pid, "swap", s.reason) for pid, s in swaps.items() if not s.ok])
 
@@ -161,13 +164,15 @@ def _run_method(method, protocol, crops, backends, store, cfg, hashes, face_seco
         with reporter.stage("features", len(todo), f"{method.name} · {family}: {name}") as stage:
             if todo:
                 with timed(store, run_id, f"features/{name}"):
-                    predict(cfg, FeatureExtractor(backend), ImageFiles(todo), FeatureWriter(store.path, name),
+                    predict(cfg, FeatureExtractor(backend), ImageFiles(todo), FeatureWriter(store, name),
                             reporter.callback(stage))
+                store.sync()
 
     with reporter.stage("scoring", len(ready), method.name) as stage, timed(store, run_id, "score"):
         score(run_id, protocol, ready, swaps, crops, backends, store, cfg)
         stage.advance(len(ready))
     store.finish_run(run_id)
+    store.sync()
     return _summary(method, run_id, protocol, store, time.perf_counter() - t_start)
 
 

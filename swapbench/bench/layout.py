@@ -7,6 +7,7 @@ Next to the SQLite file `<store>.sqlite` lies `<store>.files/`:
     runs/<run id>/raw/<pair id>.png          the method's own output when its crop is another convention
     refstats/                                FID reference statistics, by content
     logs/                                    full tracebacks of unexpected errors
+    shards/rank<r>/, shards/merge/           a multi-node run's per-rank shards, until rank 0 merges them
 
 A face key is the crop convention, plus "@<detector>" for detectors other than the default and
 "+<policy>" for multi-face policies other than "largest": crops made another way are never reused.
@@ -60,3 +61,7 @@ def refstats_dir(files: Path) -> Path:
 
 def logs_dir(files: Path) -> Path:
     return files / "logs"
+
+
+def shards_dir(files: Path) -> Path:
+    return files / "shards"

@@ -6,6 +6,11 @@ later run, method and metric that needs the same (image content, convention, det
 
 The detector (`face.detector`) and the multi-face policy are part of a crop's key (bench.layout.face_key),
 so switching detectors or policies never reuses crops made another way.
+
+Decoding, detection, landmarks and alignment run in `workers` processes (spawned, each with its own
+detector and one torch thread), in protocol order; crop PNGs are written by the workers, every store
+row by the calling process in the same order as with one process, so crops and rows are the same bit
+for bit whatever the number of workers (tests/test_parallel_faces.py).
 Stored landmarks are the detector's 68 dlib-compatible points where it has them, else its own points
 (5 for scrfd); methods that need 68 points fail per pair on other counts.
 """
@@ -44,43 +49,114 @@ def save_png(arr: np.ndarray, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def default_workers() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def prepare(protocol, conventions, store: Store, multi_face: str = "largest", stage=None,
-            detector: str = detect.DEFAULT_DETECTOR, weights_dir=None) -> dict:
+            detector: str = detect.DEFAULT_DETECTOR, weights_dir=None, workers: int | None = 1) -> dict:
     """{(image key, convention): Crop} for every image of the protocol, faces found by `detector`.
 
-    stage: a progress stage (bench.progress) advanced per image, or None."""
+    stage: a progress stage (bench.progress) advanced per image, or None.
+    workers: processes for decoding, detection and alignment (None: the number of cores; 1: in-process)."""
     detect.get_detector(detector, weights_dir)  # unknown name or missing model files: fail before any work
+    keys = list(protocol.images)
+    workers = min(default_workers() if workers is None else max(int(workers), 1), len(keys))
+    jobs = ((protocol.location(key), conventions, store.files, multi_face, detector, weights_dir) for key in keys)
     crops: dict = {}
-    for key in protocol.images:
-        for convention, crop in _prepare_image(protocol.location(key), conventions, store, multi_face,
-                                                 detector, weights_dir).items():
-            crops[key, convention] = crop
-        store.put_image(protocol.hash, key, crop.image_sha)
-        if stage is not None:
-            stage.advance()
+    with _results(jobs, workers, store) as results:
+        for key, (image_sha, work) in zip(keys, results):
+            for convention, crop in _record(image_sha, work, store, detector, multi_face).items():
+                crops[key, convention] = crop
+            store.put_image(protocol.hash, key, image_sha)
+            if stage is not None:
+                stage.advance()
     return crops
 
 
-def _prepare_image(uri, conventions, store, multi_face, detector=detect.DEFAULT_DETECTOR, weights_dir=None) -> dict:
+class _results:
+    """The per-image results of _work in protocol order: in this process, or from a pool of workers.
+
+    Workers see which (image, face key) rows exist through a read-only snapshot of the faces table
+    taken before they start, so they never open the store."""
+
+    def __init__(self, jobs, workers, store):
+        self.jobs, self.workers, self.store, self.pool = jobs, workers, store, None
+
+    def __enter__(self):
+        if self.workers <= 1:
+            return (_work(*job, known=_Known(self.store)) for job in self.jobs)
+        import multiprocessing
+
+        known = _snapshot(self.store)
+        self.pool = multiprocessing.get_context("spawn").Pool(self.workers, _init_worker, (known,))
+        return self.pool.imap(_work_in_pool, self.jobs, chunksize=1)
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.terminate() if exc[0] else self.pool.close()
+            self.pool.join()
+
+
+class _Known:
+    """Which (image sha, face key) already have a usable row: ok=False, or a crop whose file exists."""
+
+    def __init__(self, store=None, rows=None):
+        self.store, self.rows = store, rows
+
+    def row(self, image_sha, key):
+        if self.rows is not None:
+            return self.rows.get((image_sha, key))
+        row = self.store.face(image_sha, key)
+        return None if row is None else (row["ok"], row["crop_sha"])
+
+
+def _snapshot(store) -> dict:
+    return {(sha, key): (bool(ok), crop_sha)
+            for sha, key, ok, crop_sha in store.db.execute("SELECT image_sha, convention, ok, crop_sha FROM faces")}
+
+
+_KNOWN: _Known | None = None
+
+
+def _init_worker(rows):
+    global _KNOWN
+    import torch
+
+    torch.set_num_threads(1)
+    _KNOWN = _Known(rows=rows)
+
+
+def _work_in_pool(job):
+    return _work(*job, known=_KNOWN)
+
+
+def _work(uri, conventions, files, multi_face, detector, weights_dir, known) -> tuple:
+    """(image sha, {convention: ("row",) | ("unreadable", reason) | ("noface", reason) | ("crop", ...)}).
+
+    Decoding, detection and alignment of one image, and its crop PNGs; no store writes."""
     try:
         image = load_image(uri)
     except ImageError as exc:
-        return {c: Crop(False, f"unreadable image: {exc}") for c in conventions}
+        return None, {c: ("unreadable", f"unreadable image: {exc}") for c in conventions}
     image_sha = pixel_sha(image)
     out, faces = {}, None
     for convention in conventions:
         key = face_key(convention, detector, multi_face)
-        row = store.face(image_sha, key)
-        if row is not None and (not row["ok"] or crop_path(store.files, key, row["crop_sha"]).is_file()):
-            out[convention] = _crop_from_row(row, store, key, image_sha)
+        row = known.row(image_sha, key)
+        if row is not None and (not row[0] or crop_path(files, key, row[1]).is_file()):
+            out[convention] = ("row",)
             continue
         if faces is None:
             faces = detect.detect(image, detector, weights_dir)
         try:
             face, choice = detect.pick(faces, image.shape, multi_face, detector)
         except detect.NoFaceError as exc:
-            store.put_face(image_sha, key, False, str(exc), detector=detector)
-            out[convention] = Crop(False, str(exc), image_sha=image_sha)
+            out[convention] = ("noface", str(exc))
             continue
         choice = f"{detector}: {choice}"
         # 68 dlib-compatible points where the detector has them, else its 5 (scrfd)
@@ -89,11 +165,29 @@ def _prepare_image(uri, conventions, store, multi_face, detector=detect.DEFAULT_
         _, size = templates.parse_convention(convention)
         crop = warp.align_image(image, matrix, size)
         sha = pixel_sha(crop)
-        save_png(crop, crop_path(store.files, key, sha))
+        save_png(crop, crop_path(files, key, sha))
         # Rounded as stored, so a resumed run feeds methods exactly the same numbers.
         landmarks = np.round(templates.apply_transform(matrix, points), 3).astype(np.float32)
-        store.put_face(image_sha, key, True, choice, landmarks, matrix, sha, detector=detector)
-        out[convention] = Crop(True, choice, crop_path(store.files, key, sha), sha, landmarks, matrix, image_sha)
+        out[convention] = ("crop", choice, landmarks, matrix, sha)
+    return image_sha, out
+
+
+def _record(image_sha, work, store, detector, multi_face) -> dict:
+    """Store rows and Crops of one image's results, in the order of its conventions."""
+    out = {}
+    for convention, (kind, *rest) in work.items():
+        key = face_key(convention, detector, multi_face)
+        if kind == "unreadable":
+            out[convention] = Crop(False, rest[0])
+        elif kind == "row":
+            out[convention] = _crop_from_row(store.face(image_sha, key), store, key, image_sha)
+        elif kind == "noface":
+            store.put_face(image_sha, key, False, rest[0], detector=detector)
+            out[convention] = Crop(False, rest[0], image_sha=image_sha)
+        else:
+            choice, landmarks, matrix, sha = rest
+            store.put_face(image_sha, key, True, choice, landmarks, matrix, sha, detector=detector)
+            out[convention] = Crop(True, choice, crop_path(store.files, key, sha), sha, landmarks, matrix, image_sha)
     return out
 
 

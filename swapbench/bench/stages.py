@@ -28,6 +28,11 @@ def read_png(path: Path) -> torch.Tensor:
     return warp.from_uint8(np.asarray(Image.open(path).convert("RGB"), dtype=np.uint8))
 
 
+def _store_arg(store):
+    """A writer writes through the run's own Store (a rank's shard on several nodes), or opens one at a path."""
+    return (store.path, store) if isinstance(store, Store) else (Path(store), None)
+
+
 class SwapInputs(Dataset):
     """Aligned source and target crops of the pairs still to swap."""
 
@@ -56,11 +61,11 @@ class SwapWriter(BasePredictionWriter):
     swap carried into the eval crop (swapbench.faces.warp.carry_into).
     """
 
-    def __init__(self, store_path: Path, run_id: str, paste: dict | None = None):
+    def __init__(self, store: Store | Path, run_id: str, paste: dict | None = None):
         super().__init__(write_interval="batch")
-        self.store_path, self.run_id, self.paste = store_path, run_id, paste
-        self.files = layout.files_dir(store_path)
-        self._store = None
+        self.run_id, self.paste = run_id, paste
+        self.store_path, self._store = _store_arg(store)
+        self.files = layout.files_dir(self.store_path)
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
         self._store = self._store or Store(self.store_path)
@@ -116,10 +121,10 @@ class FeatureExtractor(L.LightningModule):
 
 
 class FeatureWriter(BasePredictionWriter):
-    def __init__(self, store_path: Path, backend_name: str):
+    def __init__(self, store: Store | Path, backend_name: str):
         super().__init__(write_interval="batch")
-        self.store_path, self.backend_name = store_path, backend_name
-        self._store = None
+        self.backend_name = backend_name
+        self.store_path, self._store = _store_arg(store)
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
         self._store = self._store or Store(self.store_path)

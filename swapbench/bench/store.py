@@ -22,6 +22,7 @@ import platformdirs
 from swapbench.bench import layout
 
 STORE_ENV = "SWAPBENCH_STORE"
+SHARD_ENV = "SWAPBENCH_SHARD_DIR"  # node-local folder for the shards of a multi-node run
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -138,6 +139,7 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        self.w = self.db  # the connection writes go to (a rank's shard in a RankStore)
         self._migrate()
 
     def _migrate(self):
@@ -155,13 +157,16 @@ class Store:
 
     @contextmanager
     def transaction(self):
-        self.db.execute("BEGIN IMMEDIATE")
+        self.w.execute("BEGIN IMMEDIATE")
         try:
-            yield self.db
+            yield self.w
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self.w.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
+        self.w.execute("COMMIT")
+
+    def sync(self):
+        """Make every process's writes readable by all (a no-op for one shared store; see RankStore)."""
 
     # --- runs -------------------------------------------------------------------------------
     def run(self, run_id: str) -> dict | None:
@@ -192,7 +197,7 @@ class Store:
             db.execute("UPDATE runs SET timings=?, updated=? WHERE run_id=?", (json.dumps(timings), time.time(), run_id))
 
     def finish_run(self, run_id):
-        self.db.execute("UPDATE runs SET status='complete', updated=? WHERE run_id=?", (time.time(), run_id))
+        self.w.execute("UPDATE runs SET status='complete', updated=? WHERE run_id=?", (time.time(), run_id))
 
     def latest_runs(self, protocol: str | None = None, publishable_only: bool = True) -> list[dict]:
         """The newest complete run of each (protocol, method)."""
@@ -212,7 +217,7 @@ class Store:
 
     # --- images and faces ----------------------------------------------------------------------
     def put_image(self, protocol_hash, key, image_sha):
-        self.db.execute("INSERT OR REPLACE INTO images VALUES (?,?,?)", (protocol_hash, key, image_sha))
+        self.w.execute("INSERT OR REPLACE INTO images VALUES (?,?,?)", (protocol_hash, key, image_sha))
 
     def image_sha(self, protocol_hash, key) -> str | None:
         row = self.db.execute("SELECT image_sha FROM images WHERE protocol_hash=? AND key=?", (protocol_hash, key)).fetchone()
@@ -235,7 +240,7 @@ class Store:
 
     def put_face(self, image_sha, convention, ok, reason=None, landmarks=None, matrix=None, crop_sha=None,
                  detector="dlib_hog"):
-        self.db.execute(
+        self.w.execute(
             "INSERT OR REPLACE INTO faces (image_sha, convention, ok, reason, landmarks, matrix, crop_sha, detector)"
             " VALUES (?,?,?,?,?,?,?,?)",
             (image_sha, convention, int(ok), reason,
@@ -312,3 +317,154 @@ class Store:
             "SELECT metric, value, ci_low, ci_high, n, n_failed, backend FROM aggregates WHERE run_id=?", (run_id,)
         )
         return {m: dict(value=v, ci_low=lo, ci_high=hi, n=n, n_failed=nf, backend=b) for m, v, lo, hi, n, nf, b in rows}
+
+    # --- merging the shards of a multi-node run ------------------------------------------------
+    def merge_shards(self, shards, timings=None, finished=()) -> int:
+        """Copy every row of the shard files into this store in one transaction; the number of rows read.
+
+        Rows replace rows with the same natural key, so merging a shard twice (a merge repeated after a
+        crash between the commit and the removal of the shard files) adds nothing. A run's scoring
+        (pair values, aggregates, curves) replaces the run's older scoring as a whole, as put_results does.
+        timings: {run_id: {stage: seconds}} added to the runs' timings; finished: run ids marked complete.
+        """
+        n = 0
+        with self.transaction() as db:
+            for shard in shards:
+                src = sqlite3.connect(f"file:{Path(shard)}?mode=ro", uri=True)
+                try:
+                    for table in ("runs", "images", "faces", "swaps", "features", "failures"):
+                        n += _copy_rows(src, db, table, "INSERT OR IGNORE" if table == "runs" else "INSERT OR REPLACE")
+                    # a run the shard saw start again (rerun) is running until finished
+                    for (run_id,) in src.execute("SELECT run_id FROM runs").fetchall():
+                        db.execute("UPDATE runs SET status='running', updated=? WHERE run_id=? AND status!='complete'",
+                                   (time.time(), run_id))
+                    scored = {r for t in ("pair_values", "aggregates", "curves")
+                              for (r,) in src.execute(f"SELECT DISTINCT run_id FROM {t}")}
+                    for run_id in scored:
+                        for t in ("pair_values", "aggregates", "curves"):
+                            db.execute(f"DELETE FROM {t} WHERE run_id=?", (run_id,))
+                    for t in ("pair_values", "aggregates", "curves"):
+                        n += _copy_rows(src, db, t, "INSERT OR REPLACE")
+                finally:
+                    src.close()
+            for run_id, stages in (timings or {}).items():
+                row = db.execute("SELECT timings FROM runs WHERE run_id=?", (run_id,)).fetchone()
+                if row is None:
+                    continue
+                t = json.loads(row[0])
+                for stage, seconds in stages.items():
+                    t[stage] = t.get(stage, 0.0) + seconds
+                db.execute("UPDATE runs SET timings=?, updated=? WHERE run_id=?", (json.dumps(t), time.time(), run_id))
+            for run_id in finished:
+                db.execute("UPDATE runs SET status='complete', updated=? WHERE run_id=?", (time.time(), run_id))
+        return n
+
+
+def _copy_rows(src, dst, table, verb) -> int:
+    cols = [row[1] for row in src.execute(f"PRAGMA table_info({table})")]
+    rows = src.execute(f"SELECT {','.join(cols)} FROM {table}").fetchall()
+    dst.executemany(f"{verb} INTO {table} ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", rows)
+    return len(rows)
+
+
+class RankStore(Store):
+    """One process's view of the results store in a run over several nodes.
+
+    SQLite must not be written from several hosts at once (WAL needs memory shared on one host, and
+    network file systems break its locks). So each rank writes to its own shard, a SQLite file in
+    `shard_dir` (node-local, or per rank on the shared file system), and reads the results store
+    read-only. At each sync point (after every prediction pass and at the end of a method's run) every
+    rank publishes its shard into the shared `<store>.files/shards/merge/` folder (a copy under a
+    temporary name, then a rename), all ranks meet at a barrier, global rank 0 alone merges the
+    published shards into the results store in one transaction and removes them, and all meet again.
+    A rank killed mid-run leaves its shard behind; it is published at the next run's first sync and
+    merged like any other (every row is keyed, so nothing is counted twice).
+    """
+
+    def __init__(self, path, rank: int, shard_dir=None):
+        self.path = Path(path).expanduser()
+        self.files = layout.files_dir(self.path)
+        self.rank = rank
+        self.local = Path(shard_dir).expanduser() / f"rank{rank}" if shard_dir else layout.shards_dir(self.files) / f"rank{rank}"
+        self.local.mkdir(parents=True, exist_ok=True)
+        self.outbox = layout.shards_dir(self.files) / "merge"
+        self.outbox.mkdir(parents=True, exist_ok=True)
+        self._timings: dict = {}
+        self._finished: list = []
+        self._serial = 0
+        self.db = self._reader()
+        self._open_shard()
+
+    def _reader(self):
+        if not self.path.is_file():  # nothing merged yet: an empty store
+            db = sqlite3.connect(":memory:", isolation_level=None)
+            db.executescript(SCHEMA)
+            return db
+        return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=120, isolation_level=None)
+
+    def _open_shard(self):
+        self._serial += 1
+        self.shard = self.local / f"shard-{os.getpid()}-{self._serial}.sqlite"
+        self.w = sqlite3.connect(self.shard, timeout=120, isolation_level=None)
+        self.w.execute("PRAGMA journal_mode=DELETE")
+        self.w.executescript(SCHEMA)
+
+    def close(self):
+        self.db.close()
+        self.w.close()
+
+    def add_timing(self, run_id, stage: str, seconds: float):
+        stages = self._timings.setdefault(run_id, {})
+        stages[stage] = stages.get(stage, 0.0) + seconds
+
+    def finish_run(self, run_id):
+        self._finished.append(run_id)
+
+    def put_results(self, run_id, values, aggregates, curves=None):
+        if self.rank == 0:  # every rank computes the same synchronised scores; rank 0's are kept
+            super().put_results(run_id, values, aggregates, curves)
+
+    def publish(self):
+        """Hand this rank's shards (also those a killed earlier run left here) to the merge folder."""
+        self.w.close()
+        for shard in sorted(self.local.glob("shard-*.sqlite"), key=lambda p: p.stat().st_mtime):
+            final = self.outbox / f"rank{self.rank}-{time.time_ns()}-{shard.name}"
+            tmp = final.with_name(f".{final.name}.tmp")
+            tmp.write_bytes(shard.read_bytes())
+            os.replace(tmp, final)
+            shard.unlink()
+
+    def merge(self) -> int:
+        """Global rank 0: merge every published shard, oldest first, then remove them."""
+        shards = sorted(self.outbox.glob("*.sqlite"), key=lambda p: (p.stat().st_mtime, p.name))
+        results = Store(self.path)
+        try:
+            n = results.merge_shards(shards, self._timings, self._finished)
+        finally:
+            results.close()
+        self._timings, self._finished = {}, []
+        for shard in shards:
+            shard.unlink()
+        return n
+
+    def sync(self):
+        import torch.distributed as dist
+
+        self.db.close()
+        self.publish()
+        distributed = dist.is_available() and dist.is_initialized()
+        if distributed:
+            dist.barrier()
+        if self.rank == 0:
+            self.merge()
+        if distributed:
+            dist.barrier()
+        self.db = self._reader()
+        self._open_shard()
+
+
+def open_store(path, num_nodes: int = 1, rank: int = 0, shard_dir=None) -> Store:
+    """The results store itself on one node; a RankStore (per-rank shard, merged by rank 0) on several."""
+    if num_nodes > 1:
+        return RankStore(path or default_path(), rank, shard_dir or os.environ.get(SHARD_ENV))
+    return Store(path)

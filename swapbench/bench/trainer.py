@@ -13,7 +13,8 @@ from torch.utils.data import DataLoader
 
 def loader(dataset, cfg) -> DataLoader:
     e = cfg["engine"]
-    return DataLoader(dataset, batch_size=e["batch_size"], num_workers=e["num_workers"], shuffle=False)
+    # num_workers null: the face stage uses every core; the loaders read PNGs in-process
+    return DataLoader(dataset, batch_size=e["batch_size"], num_workers=e["num_workers"] or 0, shuffle=False)
 
 
 def predict(cfg, module, dataset, writer, progress=None) -> None:
@@ -44,6 +45,17 @@ def _is_progress(callback) -> bool:
     from lightning.pytorch.callbacks.progress import ProgressBar
 
     return isinstance(callback, ProgressBar)
+
+
+def world(cfg) -> tuple[int, int]:
+    """(global rank, world size) of this process, from Lightning's cluster environment (SLURM, torchrun,
+    or NODE_RANK/LOCAL_RANK as Lightning's own launcher sets them), before any process group exists."""
+    strategy = make_trainer(cfg).strategy
+    env = strategy.cluster_environment
+    if env is None:
+        return 0, 1
+    world_size = cfg["engine"]["num_nodes"] * len(strategy.parallel_devices or [None])
+    return env.node_rank() * len(strategy.parallel_devices or [None]) + env.local_rank(), world_size
 
 
 def is_global_zero() -> bool:

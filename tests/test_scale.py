@@ -1,0 +1,164 @@
+"""At scale: the face stage in worker processes, and runs over several nodes with per-rank store shards.
+
+The two-node tests simulate two machines on 127.0.0.1 with Lightning's own environment variables
+(MASTER_ADDR, MASTER_PORT, NODE_RANK): two `bench run --set engine.num_nodes=2` processes, each
+"node" with its own node-local shard folder (SWAPBENCH_SHARD_DIR) and temporary folder, one results
+store. Measurements (speed-up, memory, overhead) are in benchmarks/, not here.
+"""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import REPO
+from test_run import aggregates, assert_same_results, pair_values
+
+from swapbench.bench.prepare import prepare
+from swapbench.bench.store import RankStore, Store
+from swapbench.datasets import get_protocol
+
+# identity and pose: two feature passes, so a rank can be killed between two merges
+RUN = ["run", "--no-progress", "--subset", "9", "--method", "classic", "--batch-size", "2",
+       "--accelerator", "cpu", "--set", "metrics={identity: dlib_resnet_v1, pose: mediapipe_pose}"]
+
+
+def _rows(store, table):
+    return sqlite3.connect(store).execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+
+
+def test_face_stage_in_two_workers_gives_the_same_crops_and_rows(tmp_path):
+    protocol = get_protocol("samples")
+    conventions = ["ffhq_256", "arcface_112"]
+    stores = {n: Store(tmp_path / f"w{n}" / "r.sqlite") for n in (1, 2)}
+    crops = {n: prepare(protocol, conventions, s, workers=n) for n, s in stores.items()}
+    assert crops[1].keys() == crops[2].keys()
+    for k, a in crops[1].items():
+        b = crops[2][k]
+        assert (a.ok, a.reason, a.sha, a.image_sha) == (b.ok, b.reason, b.sha, b.image_sha), k
+        if a.ok:
+            assert a.path.read_bytes() == b.path.read_bytes(), k
+            assert np.array_equal(a.landmarks, b.landmarks) and np.array_equal(a.matrix, b.matrix), k
+    for table in ("faces", "images"):
+        assert _rows(stores[1].path, table) == _rows(stores[2].path, table), table
+    # A second pass in workers finds every row and file and recomputes nothing.
+    again = prepare(protocol, conventions, stores[2], workers=2)
+    assert {k: (c.sha, c.reason) for k, c in again.items()} == {k: (c.sha, c.reason) for k, c in crops[2].items()}
+
+
+def test_merging_a_shard_twice_adds_nothing(tmp_path):
+    results = tmp_path / "r.sqlite"
+    Store(results).close()
+    rank = RankStore(results, 1, tmp_path / "node1")
+    rank.start_run("run1", "p", "h", "m", True, {}, {})
+    rank.put_swaps("run1", [("a", True, None, "sha-a"), ("b", False, "no face", None)])
+    rank.put_features("idn", [("sha-a", True, None, np.ones(3, np.float32))])
+    rank.put_failures("run1", [("b", "swap", "no face")])
+    rank.publish()
+    shards = sorted(rank.outbox.glob("*.sqlite"))
+    store = Store(results)
+    for _ in range(2):  # a merge repeated after a crash before the shards were removed
+        store.merge_shards(shards, {"run1": {"swap": 1.5}} if _ == 0 else None, ["run1"])
+    assert store.swaps("run1")["a"].image_sha == "sha-a" and len(store.swaps("run1")) == 2
+    assert store.run("run1")["status"] == "complete" and store.run("run1")["timings"] == {"swap": 1.5}
+    for table, n in (("runs", 1), ("swaps", 2), ("features", 1), ("failures", 1)):
+        assert store.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == n, table
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _nodes(tmp_path, store, port, extra=()):
+    """Start two "nodes" of one run: rank 0 and rank 1, each with its own node-local folders."""
+    procs = []
+    for node in (0, 1):
+        local = tmp_path / f"node{node}"
+        (local / "tmp").mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "NODE_RANK": str(node),
+               "SWAPBENCH_SHARD_DIR": str(local / "shards"), "TMPDIR": str(local / "tmp"), "OMP_NUM_THREADS": "1"}
+        cmd = [sys.executable, "-m", "swapbench.cli", *RUN, "--devices", "1", "--set", "engine.num_nodes=2",
+               "--set", "engine.strategy=ddp", "--store", str(store), *extra]
+        procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True))
+    return procs
+
+
+def _finish(procs, timeout=600):
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=timeout)
+        assert p.returncode == 0, err[-3000:]
+        outs.append((out, err))
+    return outs
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    store = tmp_path_factory.mktemp("one") / "one.sqlite"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "swapbench.cli", *RUN, "--store", str(store)], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return store
+
+
+def _assert_same_store(got, expected):
+    assert_same_results(aggregates(got), aggregates(expected))
+    assert pair_values(got, "classic") == pair_values(expected, "classic")
+    for table in ("faces", "images", "swaps", "failures"):
+        assert _rows(got, table) == _rows(expected, table), table
+    a, b = _rows(got, "features"), _rows(expected, "features")
+    assert [r[:4] for r in a] == [r[:4] for r in b]
+    for ra, rb in zip(a, b):
+        if ra[4] is not None:
+            np.testing.assert_allclose(np.frombuffer(ra[4], np.float32), np.frombuffer(rb[4], np.float32), atol=1e-5)
+    db = sqlite3.connect(got)
+    assert db.execute("SELECT status FROM runs").fetchall() == [("complete",)]
+    assert db.execute("SELECT count(*), count(DISTINCT pair_id) FROM swaps").fetchone() == (9, 9)
+
+
+def test_two_nodes_merge_into_the_store_of_one_process(one_process, tmp_path):
+    store = tmp_path / "shared" / "results.sqlite"
+    _finish(_nodes(tmp_path, store, _free_port()))
+    _assert_same_store(store, one_process)
+    # every shard was merged and removed; each node wrote only into its own folder
+    assert not list((store.parent / "results.files" / "shards").rglob("*.sqlite"))
+    assert (tmp_path / "node0" / "shards" / "rank0").is_dir() and (tmp_path / "node1" / "shards" / "rank1").is_dir()
+
+
+def test_a_killed_rank_resumes_without_duplicates(one_process, tmp_path):
+    store = tmp_path / "shared" / "results.sqlite"
+    procs = _nodes(tmp_path, store, _free_port())
+    # Wait until the swaps are merged and rank 1 is writing features into its node-local shard, then kill it.
+    t0 = time.time()
+    while True:
+        assert time.time() - t0 < 300 and all(p.poll() is None for p in procs), "run ended before the kill"
+        try:
+            merged = sqlite3.connect(store, timeout=5).execute("SELECT count(*) FROM features").fetchone()[0]
+        except sqlite3.OperationalError:
+            merged = 0
+        if merged:
+            break
+        time.sleep(0.05)
+    os.kill(procs[1].pid, signal.SIGKILL)
+    procs[1].wait()
+    # Its peer waits at the next barrier (or fails there): the job is over, as a scheduler would end it.
+    time.sleep(1)
+    if procs[0].poll() is None:
+        os.kill(procs[0].pid, signal.SIGKILL)
+    procs[0].communicate()
+    assert sqlite3.connect(store).execute("SELECT status FROM runs").fetchone() == ("running",)
+
+    (_, err0), _ = _finish(_nodes(tmp_path, store, _free_port()))
+    assert "resuming run" in err0
+    _assert_same_store(store, one_process)
+    assert not list((store.parent / "results.files" / "shards").rglob("*.sqlite"))
