@@ -114,8 +114,9 @@ def random_ghost_weights(folder: Path) -> Path:
     return folder
 
 
-def forward_times(cfg, protocol, store, batch_size, device=torch.device("cpu")) -> dict[str, float]:
-    """Seconds spent inside model forwards only, at the engine's batch size, on `device`."""
+def forward_times(cfg, protocol, store, batch_size, device=None) -> dict[str, float]:
+    """Seconds spent inside model forwards only, at the engine's batch size, on `device` (default: the CPU)."""
+    device = device or torch.device("cpu")
     ev = cfg["face"]["eval_convention"]
     _, size = templates.parse_convention(ev)
     out = {"decode": 0.0, "detect/align": 0.0}
@@ -249,9 +250,9 @@ def bench_protocol(name, protocol, args) -> list[str]:
         f"- sum of stage times measured alone (decode, detect/align, swap and backend forwards): "
         f"{sum(forward.values()):.1f} s; engine overhead (end to end / that sum): "
         f"{wall / max(sum(forward.values()), 1e-9):.2f}x",
-        f"- naive (one pair at a time, models reloaded per metric and pair, {n_naive} "
-        f"pairs): {len(args.methods) / naive_s:.2f} pairs/s; the engine is {naive_s * n / len(args.methods) / wall:.1f}x faster"
-        if n_naive else "- naive way: not measured (--naive-pairs 0)",
+        (f"- naive (one pair at a time, models reloaded per metric and pair, {n_naive} "
+         f"pairs): {len(args.methods) / naive_s:.2f} pairs/s; the engine is {naive_s * n / len(args.methods) / wall:.1f}x faster"
+         if n_naive else "- naive way: not measured (--naive-pairs 0)"),
         "",
         "| stage | engine time (s) | model forward (s) |",
         "|---|---:|---:|",
