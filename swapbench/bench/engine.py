@@ -159,7 +159,7 @@ def _run_method(method, protocol, crops, backends, store, cfg, hashes, face_seco
             images[crops[key, ev].sha] = crops[key, ev].path
     for family, backend in backends.items():
         name = backend.feature_name
-        have = store.features(name, images)
+        have = store.feature_shas(name, images)  # presence only: no vector is read into memory
         todo = [(sha, path) for sha, path in images.items() if sha not in have]
         with reporter.stage("features", len(todo), f"{method.name} · {family}: {name}") as stage:
             if todo:

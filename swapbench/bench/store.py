@@ -278,6 +278,15 @@ class Store:
                 out[sha] = Feature(bool(ok), reason, np.frombuffer(blob, np.float32).copy() if blob is not None else None)
         return out
 
+    def feature_shas(self, backend, shas) -> set[str]:
+        """Which of `shas` have a features row (ok or not), without reading any vector."""
+        out, shas = set(), list(shas)
+        for i in range(0, len(shas), 500):
+            chunk = shas[i:i + 500]
+            q = f"SELECT image_sha FROM features WHERE backend=? AND image_sha IN ({','.join('?' * len(chunk))})"
+            out.update(sha for (sha,) in self.db.execute(q, (backend, *chunk)))
+        return out
+
     # --- failures, values, aggregates ----------------------------------------------------------
     def put_failures(self, run_id, rows):
         """rows: (pair_id, stage, reason)."""
