@@ -97,6 +97,7 @@ def faces(args):
 
 CHILD = """
 import json, resource, sys, time
+import swapbench.faces.mediapipe  # first: it ignores a stray SIGPROF (see there)
 from swapbench.bench import config, engine
 from swapbench.datasets import PROTOCOLS
 sys.path.insert(0, {bench!r})
@@ -125,7 +126,7 @@ def memory(args):
         before = load()
         proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False)
         if proc.returncode:
-            sys.exit(proc.stderr[-3000:])
+            sys.exit(f"exit status {proc.returncode}\n{proc.stderr[-3000:]}")
         res = json.loads(proc.stdout.strip().splitlines()[-1])
         rows.append((pairs, res["seconds"], res["rss_mb"], before, load()))
         print(f"  {pairs} pairs: {res['seconds']:.0f} s, peak RSS {res['rss_mb']:.0f} MB ({before} -> {load()})",
