@@ -2,6 +2,7 @@
 
     python benchmarks/scale.py faces --images 504 --workers 1 2      # face-stage speed-up, 1024 px images
     python benchmarks/scale.py memory --pairs 1000 10000              # peak RSS of `bench run` per size
+    python benchmarks/scale.py memory --pairs 200 2000 --images 48 --methods target --metrics pose=mediapipe_pose
 
 faces: a synthetic protocol of distinct 1024x1024 PNGs made from the bundled faces (flips, brightness,
 zoom), prepared from scratch (fresh store) with each number of workers, interleaved and repeated, so
@@ -104,8 +105,7 @@ sys.path.insert(0, {bench!r})
 import scale
 protocol = scale.synthetic(__import__('pathlib').Path({root!r}), {n_images}, None, {pairs})
 PROTOCOLS['synthetic'] = lambda: protocol
-cfg = config.load((), {{'protocol': 'synthetic', 'methods': {methods!r}, 'store': {store!r},
-                       'metrics': {metrics!r}, 'engine': {{'batch_size': 8}}}})
+cfg = config.load((), json.loads({overrides!r}))
 t0 = time.perf_counter()
 engine.run(cfg)
 print(json.dumps({{'seconds': time.perf_counter() - t0,
@@ -117,12 +117,14 @@ def memory(args):
     import json
 
     root = Path(tempfile.mkdtemp(prefix="swapbench-mem-"))
-    metrics = dict(m.split("=", 1) for m in args.metrics)
+    metrics = dict(m.split("=", 1) for m in args.metrics) if args.metrics else None
     rows = []
     for pairs in args.pairs:
         store = root / f"store-{pairs}" / "r.sqlite"
+        overrides = {"protocol": "synthetic", "methods": args.methods, "store": str(store),
+                     "engine": {"batch_size": 8}, **({"metrics": metrics} if metrics else {})}
         code = CHILD.format(bench=str(Path(__file__).parent), root=str(root / "images"), n_images=args.images,
-                            pairs=pairs, methods=args.methods, store=str(store), metrics=metrics)
+                            pairs=pairs, overrides=json.dumps(overrides))
         before = load()
         proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False)
         if proc.returncode:
@@ -131,7 +133,7 @@ def memory(args):
         rows.append((pairs, res["seconds"], res["rss_mb"], before, load()))
         print(f"  {pairs} pairs: {res['seconds']:.0f} s, peak RSS {res['rss_mb']:.0f} MB ({before} -> {load()})",
               flush=True)
-    print(f"\nmethods {', '.join(args.methods)}; backends {', '.join(f'{k}={v}' for k, v in metrics.items())}; "
+    print(f"\nmethods {', '.join(args.methods)}; backends {', '.join(f'{k}={v}' for k, v in metrics.items()) if metrics else 'the defaults'}; "
           f"{args.images} images")
     print("\n| pairs | seconds | peak RSS (MB) | ratio to first | load before -> after |")
     print("|---:|---:|---:|---:|---|")
@@ -152,7 +154,7 @@ def main():
     m.add_argument("--pairs", type=int, nargs="+", default=[1000, 10000])
     m.add_argument("--images", type=int, default=108, help="distinct images (all sizes use the same ones)")
     m.add_argument("--methods", nargs="+", default=["classic"])
-    m.add_argument("--metrics", nargs="+", default=["pose=mediapipe_pose"], metavar="FAMILY=BACKEND")
+    m.add_argument("--metrics", nargs="+", metavar="FAMILY=BACKEND", help="default: every default backend")
     args = ap.parse_args()
     {"faces": faces, "memory": memory}[args.what](args)
 
