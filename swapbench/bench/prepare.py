@@ -8,7 +8,7 @@ The detector (`face.detector`) and the multi-face policy are part of a crop's ke
 so switching detectors or policies never reuses crops made another way.
 
 Decoding, detection, landmarks and alignment run in `workers` processes (spawned, each with its own
-detector and one torch thread), in protocol order; crop PNGs are written by the workers, every store
+detector, one torch and one OpenCV thread), in protocol order; crop PNGs are written by the workers, every store
 row by the calling process in the same order as with one process, so crops and rows are the same bit
 for bit whatever the number of workers (tests/test_parallel_faces.py).
 Stored landmarks are the detector's 68 dlib-compatible points where it has them, else its own points
@@ -125,9 +125,11 @@ _KNOWN: _Known | None = None
 
 def _init_worker(rows):
     global _KNOWN
+    import cv2
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # one core per worker: no oversubscription by the libraries' own threads
+    cv2.setNumThreads(1)
     _KNOWN = _Known(rows=rows)
 
 
