@@ -123,9 +123,11 @@ def mask_from_list2(labels: torch.Tensor, size: int = MASK_SIZE, dilate: int = D
     if mask.shape[-1] != size:
         mask = F.interpolate(mask, size=(size, size), mode="bilinear", align_corners=False)
     # cv2.dilate, kernel ones(k, k), anchor k // 2: out[y] = max(src[y - k//2 .. y + k - 1 - k//2]), border 0
+    # (a box maximum is separable: rows, then columns)
     a = dilate // 2
     mask = F.pad(mask, (a, dilate - 1 - a, a, dilate - 1 - a))
-    return F.max_pool2d(mask, dilate, stride=1).float()
+    mask = F.max_pool2d(mask, (dilate, 1), stride=1)
+    return F.max_pool2d(mask, (1, dilate), stride=1).float()
 
 
 def to_uint8_steps(out: torch.Tensor) -> torch.Tensor:
