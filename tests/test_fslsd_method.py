@@ -124,7 +124,7 @@ def test_a_run_without_the_files_stops_before_any_work_listing_every_file(tmp_pa
 def test_fslsd_runs_end_to_end_with_official_format_files(tmp_path, capsys, monkeypatch):
     weights = tmp_path / "weights"
     weights.mkdir()
-    half = lambda sd: {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}  # noqa: E731
+    half = lambda sd: {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
     ck = rw.checkpoint(GEN, 0)
     torch.save({**ck, "encoder_lmk": half(ck["encoder_lmk"])}, weights / "CELEBA-HQ-1024.pt")
     psp = rw.psp_checkpoint(0)
@@ -145,3 +145,15 @@ def test_fslsd_runs_end_to_end_with_official_format_files(tmp_path, capsys, monk
     assert not publishable
     rows = db.execute("SELECT pair_id, ok FROM swaps WHERE run_id=?", (run_id,)).fetchall()
     assert len(rows) == 2 and all(ok for _, ok in rows), rows
+
+
+def test_preset_config_resolves():
+    from pathlib import Path
+
+    from swapbench.bench import config
+
+    cfg = config.load([Path(__file__).parent.parent / "configs" / "fslsd_celebahq.yaml"], config.parse_set([]))
+    assert cfg["protocol"] == "celebahq" and cfg["methods"] == ["fslsd"]
+    assert cfg["fslsd"] == {"generator_size": 1024}
+    with pytest.raises(KeyError, match="unknown option fslsd.bogus"):
+        FSLSD.from_config({"engine": {"seed": 0}, "fslsd": {"bogus": 1}})

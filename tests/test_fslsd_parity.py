@@ -7,7 +7,7 @@ encoder_target (GPENEncoder(512)), generator (Generator(1024, 512, 8)), decoder 
 bald_model (F_mapping); plus psp_encoder (pSp's GradualStyleEncoder(50, 'ir_se'), as shipped in the
 same repository) and h3r (baoshengyu/H3R @ 52a8bde torchalign hrnet18 + HeatmapHead, LaPa config).
 
-tests/golden/fslsd_parity.npz was made by the harness tools/fslsd_goldens.py describes: the official
+tests/golden/fslsd_parity.npz (and the manifest) were made by tools/fslsd_goldens.py: the official
 modules imported unmodified on CPU (torch 2.13.0) with three substitutions outside the official
 files: a pure-PyTorch `models.stylegan2.op` (upfirdn2d / fused_leaky_relu from their reference
 math), mmcv stubs (only the unused PixelShufflePack needs them) and a torchvision stub whose
@@ -34,9 +34,19 @@ import torch
 
 from swapbench.methods.fslsd import random_weights as rw
 from swapbench.methods.fslsd.h3r import H3R
-from swapbench.methods.fslsd.method import landmark_maps, mask_from_list2, to_uint8_steps
+from swapbench.methods.fslsd.method import (
+    landmark_maps,
+    mask_from_list2,
+    to_uint8_steps,
+)
 from swapbench.methods.fslsd.nets import (
-    BaldMapping, Decoder, GPENEncoder, LandmarkEncoder, PSPEncoder, resize_mask, strip_module,
+    BaldMapping,
+    Decoder,
+    GPENEncoder,
+    LandmarkEncoder,
+    PSPEncoder,
+    resize_mask,
+    strip_module,
 )
 from swapbench.methods.stylegan2 import Generator
 

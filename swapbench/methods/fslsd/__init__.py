@@ -6,7 +6,7 @@ loading the networks.
 
 METHODS = {"fslsd": "swapbench.methods.fslsd.method:FSLSD"}
 
-__all__ = ["FSLSD", "FSLSDOptions", "FSLSD_FILE", "H3R_FILE", "PSP_FILE"]
+__all__ = ["FSLSD", "FSLSD_FILE", "H3R_FILE", "PSP_FILE", "FSLSDOptions"]
 
 
 def __getattr__(name: str):

@@ -180,7 +180,7 @@ class HeatmapHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         heat = self.head(x)[:, 1]
-        n, c, h, w = heat.shape
+        n, c, _, w = heat.shape
         score, index = heat.reshape(n, c, 1, -1).topk(TOPK, dim=-1)
         coord = torch.cat([index % w, index // w], dim=2)
         return STRIDE * (coord * F.softmax(score, dim=-1)).sum(-1)

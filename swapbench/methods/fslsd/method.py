@@ -43,11 +43,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from swapbench.faces.parsing import CLASS_INDEX, WEIGHTS as PARSER_WEIGHTS, BiSeNet, FaceParser
+from swapbench.faces.parsing import CLASS_INDEX, BiSeNet, FaceParser
+from swapbench.faces.parsing import WEIGHTS as PARSER_WEIGHTS
 from swapbench.methods.base import FaceBatch, SwapMethod
 from swapbench.methods.fslsd.h3r import H3R, H3R_FILE
 from swapbench.methods.fslsd.nets import (
-    BALD_COEFF, COARSE, MIX_FROM, BaldMapping, Decoder, GPENEncoder, LandmarkEncoder, PSPEncoder, strip_module,
+    BALD_COEFF,
+    COARSE,
+    MIX_FROM,
+    BaldMapping,
+    Decoder,
+    GPENEncoder,
+    LandmarkEncoder,
+    PSPEncoder,
+    strip_module,
 )
 from swapbench.methods.stylegan2 import Generator
 from swapbench.weights import WeightFile, WeightsError, state_dict_problems

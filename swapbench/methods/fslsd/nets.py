@@ -38,7 +38,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from swapbench.faces.irse50 import STAGES, BottleneckIRSE
-from swapbench.methods.stylegan2 import Blur, ConvLayer, EqualLinear, FusedLeakyReLU, channels_for
+from swapbench.methods.stylegan2 import (
+    Blur,
+    ConvLayer,
+    EqualLinear,
+    FusedLeakyReLU,
+    channels_for,
+)
 
 N_LATENT = 18
 COARSE = 7  # encoder_lmk predicts deltas for latents 0..6
@@ -48,7 +54,7 @@ BALD_COEFF = 2.0
 
 def strip_module(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Drop the DistributedDataParallel `module.` prefix of every key (keys without it stay)."""
-    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+    return {(k.removeprefix("module.")): v for k, v in state.items()}
 
 
 class GradualStyleBlock(nn.Module):
@@ -115,12 +121,12 @@ class GradualEncoder(nn.Module):
         return torch.stack(latents, dim=1)
 
 
-def LandmarkEncoder(landmarks: int = 106) -> GradualEncoder:  # noqa: N802 (a named configuration)
+def LandmarkEncoder(landmarks: int = 106) -> GradualEncoder:
     """FSLSD's encoder_lmk: GradualLandmarkEncoder(106 * 2), source then target maps."""
     return GradualEncoder(2 * landmarks, COARSE)
 
 
-def PSPEncoder() -> GradualEncoder:  # noqa: N802
+def PSPEncoder() -> GradualEncoder:
     """pSp's GradualStyleEncoder(50, 'ir_se') for a 1024 StyleGAN2 (18 latents), RGB input."""
     return GradualEncoder(3, N_LATENT)
 
