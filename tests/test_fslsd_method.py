@@ -154,6 +154,62 @@ def test_preset_config_resolves():
 
     cfg = config.load([Path(__file__).parent.parent / "configs" / "fslsd_celebahq.yaml"], config.parse_set([]))
     assert cfg["protocol"] == "celebahq" and cfg["methods"] == ["fslsd"]
-    assert cfg["fslsd"] == {"generator_size": 1024}
+    assert cfg["fslsd"] == {"generator_size": 1024, "inputs": "released"}
     with pytest.raises(KeyError, match="unknown option fslsd.bogus"):
         FSLSD.from_config({"engine": {"seed": 0}, "fslsd": {"bogus": 1}})
+
+
+def test_released_inputs_are_read_and_carried_into_the_crop(fslsd, state, tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from swapbench.methods.fslsd.method import mask_from_list2
+
+    side = 256
+    root = tmp_path / "CelebAMask-HQ"
+    for folder in ("img", "latent", "landmark", "mask"):
+        (root / f"CelebA-HQ-{folder}").mkdir(parents=True)
+    batches = {}
+    for n, index in enumerate((28000, 29000)):
+        g = torch.Generator().manual_seed(n)
+        img = _batch(n, 1, side).image
+        Image.fromarray((img[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(
+            root / "CelebA-HQ-img" / f"{index}.jpg")
+        np.save(root / "CelebA-HQ-latent" / f"{index}.npy", torch.randn(18, 512, generator=g).numpy())
+        pts = 40 + 176 * torch.rand(106, 2, generator=g)
+        pts[7] = -1
+        np.save(root / "CelebA-HQ-landmark" / f"{index}.npy", pts.numpy())
+        lab = np.zeros((512, 512), np.uint8)
+        lab[100:400, 150:350] = 1  # skin
+        lab[300:330, 200:300] = 10  # mouth
+        lab[:80] = 13  # hair: not in the mask
+        Image.fromarray(np.stack([lab] * 3, axis=2)).save(root / "CelebA-HQ-mask" / f"{index}.png")
+        batches[index] = FaceBatch(img, torch.zeros(1, 68, 2), [f"p{n}"], torch.tensor([[[1.0, 0, 0], [0, 1.0, 0]]]),
+                                   [str(root / "CelebA-HQ-img" / f"{index}.jpg")])
+    src, tgt = batches[29000], batches[28000]
+    codes = fslsd.released_latents(src)
+    assert torch.equal(codes[0], torch.from_numpy(np.load(root / "CelebA-HQ-latent" / "29000.npy")))
+    lm = fslsd.released_landmarks(src)  # identity transform, crop side = image side: the same points
+    ref = torch.from_numpy(np.load(root / "CelebA-HQ-landmark" / "29000.npy"))
+    assert torch.allclose(lm[0], ref, atol=1e-4) and (lm[0, 7] == -1).all()
+    mask = fslsd.released_mask(tgt)
+    labels = torch.from_numpy(np.asarray(Image.open(root / "CelebA-HQ-mask" / "28000.png"))[..., 0].astype(np.int64))
+    expected = torch.nn.functional.interpolate(mask_from_list2(labels[None, None], side), size=(1024, 1024),
+                                               mode="bilinear", align_corners=False)
+    assert mask.shape == (1, 1, 1024, 1024) and float((mask - expected).abs().max()) < 1e-4
+
+    released = FSLSD(generator_size=GEN, inputs="released")
+    assert [w.filename for w in released.weights] == ["CELEBA-HQ-1024.pt"]
+    released.load_weights({FSLSD_FILE.name: state[FSLSD_FILE.name]})
+    out = released.swap(src, tgt)
+    t_in = torch.nn.functional.interpolate(tgt.image, size=(GEN, GEN), mode="bilinear", antialias=True)
+    with torch.no_grad():
+        ref_out = released.generate(codes, released.released_latents(tgt), lm, released.released_landmarks(tgt),
+                                    (t_in - 0.5) / 0.5, mask)
+    from swapbench.methods.fslsd.method import to_uint8_steps
+    ref_out = torch.nn.functional.interpolate(to_uint8_steps(ref_out), size=(side, side), mode="bilinear")
+    assert torch.equal(out, ref_out)
+    with pytest.raises(ValueError, match="fslsd.inputs=released"):
+        released.swap(_batch(0, 1), _batch(1, 1))
+    with pytest.raises(ValueError, match="fslsd.inputs must be one of"):
+        FSLSD(inputs="bogus")

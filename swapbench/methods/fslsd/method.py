@@ -28,6 +28,9 @@ Here:
   - mask: swapbench's BiSeNet parser on the target crop at 512 (the size of the CelebAMask-HQ PNGs
     the official code reads), its 19-class labels remapped to the CelebAMask-HQ list2 ids the
     official dataset code expects (FSLSD's README names BiSeNet for new images);
+  - `inputs=released` (celebahq protocol) reads the official release's precomputed codes, landmarks and
+    label PNGs instead of running pSp, H3R and BiSeNet; landmarks and mask are carried from the image
+    into the crop by the crop's transform (a near-identity on CelebA-HQ images);
   - `swap()` runs pairs one at a time, as the official test (batch 1): a swap is then bit-identical at
     any batch size (the networks take batches, see `generate()`);
   - `generator_size` < 1024 (tests, CPU smoke runs) builds the same networks at a reduced output
@@ -38,11 +41,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
+from swapbench.datasets.layouts import celebahq_image
+from swapbench.datasets.protocol import DataError
+from swapbench.faces import warp
 from swapbench.faces.parsing import CLASS_INDEX, BiSeNet, FaceParser
 from swapbench.faces.parsing import WEIGHTS as PARSER_WEIGHTS
 from swapbench.methods.base import FaceBatch, SwapMethod
@@ -95,10 +104,23 @@ MAP_SIZE = 256
 N_LANDMARKS = 106
 
 
+INPUT_SOURCES = ("computed", "released")
+
+
 @dataclass(frozen=True)
 class FSLSDOptions:
     # Reduced generator side for tests and CPU smoke runs (the checkpoint must match); 1024 officially.
     generator_size: int = 1024
+    # Where the W+ codes, 106 landmarks and target mask come from: "computed" by pSp, H3R and BiSeNet from
+    # the crops (any image), or "released": read from the official release's precomputed CelebA-HQ
+    # folders CelebA-HQ-latent/<N>.npy, CelebA-HQ-landmark/<N>.npy and CelebA-HQ-mask/<N>.png beside
+    # CelebA-HQ-img (celebahq protocol only; what the official test reads). "released" needs only
+    # CELEBA-HQ-1024.pt.
+    inputs: str = "computed"
+
+    def __post_init__(self):
+        if self.inputs not in INPUT_SOURCES:
+            raise ValueError(f"option fslsd.inputs must be one of {', '.join(INPUT_SOURCES)}, got {self.inputs!r}")
 
 
 def _check(module: nn.Module, state: object, wf: WeightFile, what: str) -> None:
@@ -168,6 +190,8 @@ class FSLSD(SwapMethod):
         self.save_hyperparameters(asdict(options))
         if g != 1024:  # a reduced test architecture: its rows never reach a published leaderboard
             self.publishable = False
+        if options.inputs == "released":  # the auxiliary models are not needed
+            self.weights = (FSLSD_FILE,)
         with torch.device("meta"):  # every value comes from load_weights
             nets = {"encoder_lmk": LandmarkEncoder(N_LANDMARKS), "encoder_target": GPENEncoder(g // 2),
                     "generator": Generator(g), "decoder": Decoder(8, g), "bald_model": BaldMapping(),
@@ -187,31 +211,37 @@ class FSLSD(SwapMethod):
         for wf in self.weights:
             if wf.name not in state:
                 raise WeightsError(f"{self.name}: no contents were given for {wf.filename} ({wf.name})")
-        ckpt, psp = state[FSLSD_FILE.name], state[PSP_FILE.name]
+        ckpt = state[FSLSD_FILE.name]
         parts_needed = ("encoder_lmk", "encoder_target", "generator", "decoder", "bald_model")
-        for obj, wf, keys in ((ckpt, FSLSD_FILE, parts_needed), (psp, PSP_FILE, ("state_dict", "latent_avg"))):
+        aux = PSP_FILE in self.weights
+        files = ((ckpt, FSLSD_FILE, parts_needed),) + (((state[PSP_FILE.name], PSP_FILE, ("state_dict", "latent_avg")),)
+                                                       if aux else ())
+        for obj, wf, keys in files:
             if not isinstance(obj, Mapping) or any(k not in obj for k in keys):
                 have = sorted(map(str, obj))[:6] if isinstance(obj, Mapping) else type(obj).__name__
                 raise WeightsError(f"{wf.filename} ({wf.name}) should be a dict with keys {list(keys)}, "
                                    f"got {have}. Get the official file from {wf.url}")
-        psp_sd = psp["state_dict"]
-        if not isinstance(psp_sd, Mapping):
-            raise WeightsError(f"{PSP_FILE.filename}: 'state_dict' is not a dict. Get the official file from {PSP_FILE.url}")
-        psp_enc = {k[len("encoder."):]: v for k, v in psp_sd.items() if k.startswith("encoder.")}
-        avg = psp["latent_avg"]
-        if not isinstance(avg, torch.Tensor) or avg.shape[-1] != 512 or avg.numel() not in (512, 18 * 512):
-            raise WeightsError(f"{PSP_FILE.filename}: latent_avg should be [18, 512] or [512], got "
-                               f"{getattr(avg, 'shape', type(avg).__name__)}. Get the official file from {PSP_FILE.url}")
         parts = [(getattr(self, k), strip_module(ckpt[k]) if isinstance(ckpt[k], Mapping) else ckpt[k], FSLSD_FILE,
                   f"{k} (key '{k}')") for k in parts_needed]
-        parts += [(self.psp, psp_enc, PSP_FILE, "pSp encoder ('encoder.*' of 'state_dict')"),
-                  (self.h3r, state[H3R_FILE.name], H3R_FILE, "H3R landmark detector"),
-                  (self.parser.net, state[PARSER_WEIGHTS.name], PARSER_WEIGHTS, "BiSeNet face parser")]
+        if aux:
+            psp = state[PSP_FILE.name]
+            psp_sd = psp["state_dict"]
+            if not isinstance(psp_sd, Mapping):
+                raise WeightsError(f"{PSP_FILE.filename}: 'state_dict' is not a dict. Get the official file from {PSP_FILE.url}")
+            psp_enc = {k[len("encoder."):]: v for k, v in psp_sd.items() if k.startswith("encoder.")}
+            avg = psp["latent_avg"]
+            if not isinstance(avg, torch.Tensor) or avg.shape[-1] != 512 or avg.numel() not in (512, 18 * 512):
+                raise WeightsError(f"{PSP_FILE.filename}: latent_avg should be [18, 512] or [512], got "
+                                   f"{getattr(avg, 'shape', type(avg).__name__)}. Get the official file from {PSP_FILE.url}")
+            parts += [(self.psp, psp_enc, PSP_FILE, "pSp encoder ('encoder.*' of 'state_dict')"),
+                      (self.h3r, state[H3R_FILE.name], H3R_FILE, "H3R landmark detector"),
+                      (self.parser.net, state[PARSER_WEIGHTS.name], PARSER_WEIGHTS, "BiSeNet face parser")]
         for module, sd, wf, what in parts:  # check everything before changing anything
             _check(module, sd, wf, what)
         for module, sd, _, _ in parts:
             module.load_state_dict(sd, strict=True)
-        self.latent_avg.copy_(avg.float().reshape(-1, 512).expand(18, 512))
+        if aux:
+            self.latent_avg.copy_(avg.float().reshape(-1, 512).expand(18, 512))
         self.weights_loaded = True
 
     # -- the auxiliary inputs (precomputed by the official release for CelebA-HQ) --
@@ -239,6 +269,63 @@ class FSLSD(SwapMethod):
         labels = LIST2_FROM_BISENET.to(x.device)[self.parser.labels(x)]
         return mask_from_list2(labels[:, None])
 
+    # -- the official release's precomputed CelebA-HQ inputs (inputs="released") --
+
+    @staticmethod
+    def _released(batch: FaceBatch, folder: str, suffix: str) -> tuple[list[Path], list[int]]:
+        """The released files of each row (CelebA-HQ-<folder>/<N><suffix> beside CelebA-HQ-img) and the
+        side of each row's source image."""
+        paths, sides = [], []
+        for where in batch.location or [""] * len(batch):
+            found = celebahq_image(where)
+            if found is None or batch.matrix is None:
+                raise ValueError(f"fslsd.inputs=released reads the official precomputed CelebA-HQ files, but {where!r} "
+                                 "is not a CelebA-HQ-img/<N>.jpg image of the celebahq data set")
+            root, index = found
+            path = root / f"CelebA-HQ-{folder}" / f"{index}{suffix}"
+            if not path.is_file():
+                raise DataError(f"{path} is missing: unpack the FSLSD_HiRes README's CelebA-HQ data (Google Drive "
+                                f"zip with CelebA-HQ-latent, CelebA-HQ-landmark, CelebA-HQ-mask) beside {root / 'CelebA-HQ-img'}")
+            paths.append(path)
+            sides.append(Image.open(where).size[0])
+        return paths, sides
+
+    def released_latents(self, batch: FaceBatch) -> torch.Tensor:
+        """W+ codes [B, 18, 512] from CelebA-HQ-latent/<N>.npy (pSp codes + latent_avg, as released)."""
+        paths, _ = self._released(batch, "latent", ".npy")
+        return torch.stack([torch.from_numpy(np.load(p)).float().reshape(18, 512) for p in paths])
+
+    def released_landmarks(self, batch: FaceBatch) -> torch.Tensor:
+        """106 landmarks [B, 106, 2] from CelebA-HQ-landmark/<N>.npy (256-pixel units of the whole image),
+        carried into the crop by its transform and returned in 256-pixel units of the crop."""
+        paths, sides = self._released(batch, "landmark", ".npy")
+        s = batch.image.shape[-1]
+        out = []
+        for i, (p, side) in enumerate(zip(paths, sides)):
+            pts = torch.from_numpy(np.load(p)).double().reshape(-1, 2)
+            skip = (pts == -1).any(-1)
+            img = (pts + 0.5) * side / MAP_SIZE - 0.5  # pixel centres of the image
+            m = batch.matrix[i].double().cpu()
+            crop = img @ m[:, :2].T + m[:, 2]
+            pts = (crop + 0.5) * MAP_SIZE / s - 0.5
+            pts[skip] = -1.0
+            out.append(pts.float())
+        return torch.stack(out).to(batch.image.device)
+
+    def released_mask(self, batch: FaceBatch) -> torch.Tensor:
+        """The official mask of CelebA-HQ-mask/<N>.png (list2 labels: resized to the image, dilated), carried
+        into the crop by its transform, then resized to 1024 (a no-op for 1024 crops)."""
+        paths, sides = self._released(batch, "mask", ".png")
+        masks = []
+        for i, (p, side) in enumerate(zip(paths, sides)):
+            labels = torch.from_numpy(np.asarray(Image.open(p).convert("RGB"))[..., 0].astype(np.int64))[None, None]
+            mask = mask_from_list2(labels, size=side)
+            mask = warp.align_batch(mask, batch.matrix[i:i + 1].cpu(), batch.image.shape[-1], antialias=False,
+                                    padding_mode="zeros")
+            masks.append(mask if mask.shape[-1] == MASK_SIZE else
+                         F.interpolate(mask, size=(MASK_SIZE, MASK_SIZE), mode="bilinear", align_corners=False))
+        return torch.cat(masks).to(batch.image.device)
+
     # -- the official network pipeline (test.py lines 80-112) --
 
     def mix(self, s_code: torch.Tensor, t_code: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
@@ -264,16 +351,19 @@ class FSLSD(SwapMethod):
         if not self.weights_loaded:
             raise RuntimeError(f"{self.name}: load_weights() was not called; the networks are uninitialised")
         if len(target) > 1:  # batch 1, as officially: bit-identical swaps at any batch size
-            return torch.cat([self.swap(FaceBatch(source.image[i:i + 1], source.landmarks[i:i + 1]),
-                                        FaceBatch(target.image[i:i + 1], target.landmarks[i:i + 1]))
-                              for i in range(len(target))])
+            return torch.cat([self.swap(source.row(i), target.row(i)) for i in range(len(target))])
         src, tgt = source.image.float(), target.image.float()
-        both = torch.cat([src, tgt])
-        codes, lmks = self.latents(both), self.landmarks(both)
+        if self.options.inputs == "released":
+            codes = torch.cat([self.released_latents(source), self.released_latents(target)]).to(tgt.device)
+            lmks = torch.cat([self.released_landmarks(source), self.released_landmarks(target)])
+            mask = self.released_mask(target)
+        else:
+            both = torch.cat([src, tgt])
+            codes, lmks, mask = self.latents(both), self.landmarks(both), self.target_mask(tgt)
         g = self.options.generator_size
         t_in = tgt if tgt.shape[-1] == g else F.interpolate(tgt, size=(g, g), mode="bilinear", align_corners=False,
                                                                antialias=True)
-        out = self.generate(codes[:1], codes[1:], lmks[:1], lmks[1:], (t_in - 0.5) / 0.5, self.target_mask(tgt))
+        out = self.generate(codes[:1], codes[1:], lmks[:1], lmks[1:], (t_in - 0.5) / 0.5, mask)
         out = to_uint8_steps(out)
         s = tgt.shape[-1]
         if out.shape[-1] != s:  # only with a reduced generator_size
