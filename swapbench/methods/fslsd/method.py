@@ -42,12 +42,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch import nn
 
 from swapbench.datasets.layouts import celebahq_image
 from swapbench.datasets.protocol import DataError
@@ -68,7 +68,7 @@ from swapbench.methods.fslsd.nets import (
     strip_module,
 )
 from swapbench.methods.stylegan2 import Generator
-from swapbench.weights import WeightFile, WeightsError, state_dict_problems
+from swapbench.weights import WeightFile, WeightsError, check_fits
 
 CODE = "https://github.com/cnnlstm/FSLSD_HiRes"
 FSLSD_FILE = WeightFile(
@@ -104,9 +104,6 @@ MAP_SIZE = 256
 N_LANDMARKS = 106
 
 
-INPUT_SOURCES = ("computed", "released")
-
-
 @dataclass(frozen=True)
 class FSLSDOptions:
     # Reduced generator side for tests and CPU smoke runs (the checkpoint must match); 1024 officially.
@@ -116,21 +113,7 @@ class FSLSDOptions:
     # folders CelebA-HQ-latent/<N>.npy, CelebA-HQ-landmark/<N>.npy and CelebA-HQ-mask/<N>.png beside
     # CelebA-HQ-img (celebahq protocol only; what the official test reads). "released" needs only
     # CELEBA-HQ-1024.pt.
-    inputs: str = "computed"
-
-    def __post_init__(self):
-        if self.inputs not in INPUT_SOURCES:
-            raise ValueError(f"option fslsd.inputs must be one of {', '.join(INPUT_SOURCES)}, got {self.inputs!r}")
-
-
-def _check(module: nn.Module, state: object, wf: WeightFile, what: str) -> None:
-    if not isinstance(state, Mapping):
-        raise WeightsError(f"{wf.filename} ({wf.name}): {what} is not a state dict but a {type(state).__name__}."
-                           f" Get the official file from {wf.url}")
-    problems = state_dict_problems(module.state_dict(), state)
-    if problems:
-        raise WeightsError(f"{wf.filename} ({wf.name}) does not fit the FSLSD {what}: {'; '.join(problems)}."
-                           f" Get the official file from {wf.url}")
+    inputs: Literal["computed", "released"] = "computed"
 
 
 def landmark_maps(points: torch.Tensor, size: int = MAP_SIZE) -> torch.Tensor:
@@ -237,7 +220,7 @@ class FSLSD(SwapMethod):
                       (self.h3r, state[H3R_FILE.name], H3R_FILE, "H3R landmark detector"),
                       (self.parser.net, state[PARSER_WEIGHTS.name], PARSER_WEIGHTS, "BiSeNet face parser")]
         for module, sd, wf, what in parts:  # check everything before changing anything
-            _check(module, sd, wf, what)
+            check_fits(module, sd, wf, f"FSLSD {what}")
         for module, sd, _, _ in parts:
             module.load_state_dict(sd, strict=True)
         if aux:
