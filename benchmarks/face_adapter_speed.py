@@ -18,11 +18,13 @@ import contextlib
 import time
 
 import torch
+from timing import (
+    best,  # benchmarks/timing.py (this folder is on sys.path when a script runs)
+)
 
 from swapbench.faces import parsing
 from swapbench.methods.face_adapter import condition as C
 from swapbench.methods.face_adapter.method import FULL, Adapters
-from timing import best  # benchmarks/timing.py (this folder is on sys.path when a script runs)
 
 SD15_UNET = {"sample_size": 64, "cross_attention_dim": 768, "attention_head_dim": 8}
 SD15_CONTROLNET = {"cross_attention_dim": 768, "attention_head_dim": 8}
@@ -43,6 +45,50 @@ def fill_random(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
             else:
                 p.copy_(torch.ones_like(p) if name.endswith(("weight", "running_var")) else torch.zeros_like(p))
     return module.eval()
+
+
+def time_batch(b, mods, args, dev, autocast) -> None:
+    """Times one batch size and prints the stages and the extrapolated seconds per swap."""
+    unet, controlnet, vae, clip, ad, parser = mods
+    g = torch.Generator().manual_seed(b)
+    x256 = (torch.rand(b, 3, 256, 256, generator=g) * 2 - 1).to(dev)
+    x512 = (torch.rand(b, 3, 512, 512, generator=g) * 2 - 1).to(dev)
+    clip_in = torch.randn(b, 3, 224, 224, generator=g).to(dev)
+    lat = torch.randn(2 * b, 4, 64, 64, generator=g).to(dev)
+    tok = torch.randn(2 * b, 77, 768, generator=g).to(dev)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    def conditioning():
+        ad.d3dfr(x256), ad.d3dfr(x256)
+        ad.id2token(ad.arcface.layer4_tokens(C.arcface_input(x256)))
+        with autocast():
+            ad.image2token(clip(pixel_values=clip_in).last_hidden_state.float())
+        parser(x512)
+        sync()
+
+    def call():
+        with autocast():
+            down, mid = controlnet(lat, 500, encoder_hidden_states=tok, controlnet_cond=torch.cat([x512, x512]),
+                                   return_dict=False)
+            unet(lat, 500, encoder_hidden_states=tok, down_block_additional_residuals=down,
+                 mid_block_additional_residual=mid, return_dict=False)
+        sync()
+
+    def decode():
+        with autocast():
+            vae.decode(lat[:b] / 0.18215)
+        sync()
+
+    tc, tu, td = best(conditioning, args.repeats), best(call, args.repeats), best(decode, args.repeats)
+    per_swap = (tc + args.steps * tu + td) / b
+    peak = f", peak GPU memory {torch.cuda.max_memory_allocated(dev) / 2**30:.2f} GiB" if dev.type == "cuda" else ""
+    print(f"batch {b}: conditioning {tc:.2f}s, ControlNet+UNet CFG call {tu:.2f}s, decode {td:.2f}s -> "
+          f"{per_swap:.1f} s/swap at {args.steps} steps{peak}")
 
 
 @torch.no_grad()
@@ -75,47 +121,9 @@ def main() -> None:
     parser = fill_random(parsing.BiSeNet(), 6).to(dev)
     print(f"built full-size modules with random weights in {time.perf_counter() - t:.1f}s; "
           f"device {dev}, precision {args.precision}, threads {torch.get_num_threads()}")
+    mods = (unet, controlnet, vae, clip, ad, parser)
     for b in args.batch_sizes:
-        g = torch.Generator().manual_seed(b)
-        x256 = (torch.rand(b, 3, 256, 256, generator=g) * 2 - 1).to(dev)
-        x512 = (torch.rand(b, 3, 512, 512, generator=g) * 2 - 1).to(dev)
-        clip_in = torch.randn(b, 3, 224, 224, generator=g).to(dev)
-        lat = torch.randn(2 * b, 4, 64, 64, generator=g).to(dev)
-        tok = torch.randn(2 * b, 77, 768, generator=g).to(dev)
-        if dev.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(dev)
-
-        def sync():
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-
-        def conditioning():
-            ad.d3dfr(x256), ad.d3dfr(x256)
-            ad.id2token(ad.arcface.layer4_tokens(C.arcface_input(x256)))
-            with autocast():
-                ad.image2token(clip(pixel_values=clip_in).last_hidden_state.float())
-            parser(x512)
-            sync()
-
-        def call():
-            with autocast():
-                down, mid = controlnet(lat, 500, encoder_hidden_states=tok, controlnet_cond=torch.cat([x512, x512]),
-                                       return_dict=False)
-                unet(lat, 500, encoder_hidden_states=tok, down_block_additional_residuals=down,
-                     mid_block_additional_residual=mid, return_dict=False)
-            sync()
-
-        def decode():
-            with autocast():
-                vae.decode(lat[:b] / 0.18215)
-            sync()
-
-        tc, tu, td = best(conditioning, args.repeats), best(call, args.repeats), best(decode, args.repeats)
-        per_swap = (tc + args.steps * tu + td) / b
-        peak = f", peak GPU memory {torch.cuda.max_memory_allocated(dev) / 2**30:.2f} GiB" if dev.type == "cuda" else ""
-        print(f"batch {b}: conditioning {tc:.2f}s, ControlNet+UNet CFG call {tu:.2f}s, decode {td:.2f}s -> "
-              f"{per_swap:.1f} s/swap at {args.steps} steps{peak}")
-
+        time_batch(b, mods, args, dev, autocast)
 
 if __name__ == "__main__":
     main()
