@@ -58,7 +58,7 @@ def measure(name: str, protocol, root: Path, methods: list[str], driver) -> list
     store_path = root / name / "results.sqlite"
     cfg = config.load((), {"protocol": name, "methods": methods, "store": str(store_path)})
     t0 = time.perf_counter()
-    engine.run(cfg)
+    reused = all(r.reused for r in engine.run(cfg))
     run_s = time.perf_counter() - t0
     store = Store(store_path)
     site = root / name / "site"
@@ -67,7 +67,7 @@ def measure(name: str, protocol, root: Path, methods: list[str], driver) -> list
     write_s = time.perf_counter() - t0
     size = report.site_size(site)
     lines = [f"### {name}: {len(protocol.pairs)} pairs x {len(methods)} methods ({', '.join(methods)})", "",
-             f"- `bench run` {run_s:.0f} s (0 when the kept store had the runs); `report.write` {write_s:.1f} s",
+             f"- `bench run` {'reused from the kept store' if reused else f'{run_s:.0f} s'}; `report.write` {write_s:.1f} s",
              (f"- site: {len(pages)} pages, {size['images']} image files, {size['bytes'] / 1e6:.2f} MB "
               f"(HTML {size['html_bytes'] / 1e3:.0f} kB, images {size['image_bytes'] / 1e6:.2f} MB)"), ""]
     if driver is not None:

@@ -8,6 +8,7 @@ which installs it). SWAPBENCH_ARTEFACTS=DIR: the leaderboard screenshot is writt
 from __future__ import annotations
 
 import os
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -159,6 +160,30 @@ def test_method_page_shows_provenance(site, samples_run):
         assert text in html, text
     for stage in run["timings"]:
         assert f"<td>{stage}</td>" in html
+
+
+def _shown(html: str) -> list[str]:
+    """The pair ids of a gallery's figures, in order."""
+    return re.findall(r"<figcaption><code>([^<]+)</code>", html)
+
+
+def test_gallery_shows_the_stored_best_and_worst_pairs(site, samples_run):
+    from swapbench.bench.store import Store
+    from swapbench.leaderboard import stats
+
+    out, _, _ = site
+    html = (out / "samples" / "classic.html").read_text()
+    store = Store(samples_run[0])
+    run = next(r for r in store.latest_runs("samples") if r["method"] == "classic")
+    values = stats.pair_table(store.pair_values(run["run_id"]))
+    for metric, higher in (("id_cosine", True), ("pose_error", False)):
+        section = html.split(f'id="m-{metric}"')[1].split("<h3")[0]
+        best, worst = section.split("<h4>worst</h4>")
+        ranked = values[metric].dropna().sort_index().sort_values(ascending=not higher, kind="stable")
+        assert _shown(best) == list(ranked.index[:3])
+        assert _shown(worst) == list(reversed(ranked.index[-3:]))
+        top = ranked.iloc[0]
+        assert f"<strong>{'ID cos ↑' if higher else 'Pose err (°) ↓'} {top:.3f}</strong>" in best
 
 
 needs_browser = pytest.mark.skipif(chromium_binaries() is None and os.environ.get("SWAPBENCH_REQUIRE_BROWSER") != "1",
