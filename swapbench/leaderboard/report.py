@@ -67,7 +67,7 @@ def write(store: Store, out_dir: Path, protocol: str | None = None, include_unpu
         for method in board["methods"]:
             run = store.run(method["run_id"])
             page = out_dir / name / f"{method['name']}.html"
-            data = method_data(store, run, part, images, gallery_pairs)
+            data = method_data(store, run, images, gallery_pairs)
             _render(env, "method.html.j2", page, root="../", protocol=board, run=data)
             pages.append(page)
         page = out_dir / f"{name}.html"
@@ -161,7 +161,7 @@ def _prd_svg(store: Store, part, path: Path) -> str | None:
 
 # --- a method's page -------------------------------------------------------------------------------------
 
-def method_data(store: Store, run: dict, part: pd.DataFrame, images: _Images, k: int = GALLERY_PAIRS) -> dict:
+def method_data(store: Store, run: dict, images: _Images, k: int = GALLERY_PAIRS) -> dict:
     prov = run["provenance"]
     users = [(f"method {run['method']}", prov.get("method") or {}),
              (f"face detector {(prov.get('face_detector') or {}).get('name', '')}", prov.get("face_detector") or {})]
@@ -200,7 +200,7 @@ def gallery(store: Store, run: dict, images: _Images, k: int = GALLERY_PAIRS) ->
         higher = COLUMNS[metric].higher_is_better if metric in COLUMNS else True
         ranked = col.sort_values(ascending=not higher, kind="stable")
         best = list(ranked.index[:k])
-        worst = [p for p in reversed(ranked.index[-k:]) if p not in best]
+        worst = [p for p in reversed(ranked.index[max(0, len(ranked) - k):]) if p not in best] if k else []
         sections.append({
             "metric": metric, "label": tables._header(metric),
             "best": [_pair_item(store, run, p, values.loc[p], images, frames, metric) for p in best],
