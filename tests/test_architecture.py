@@ -4,6 +4,8 @@ loader (pickled objects refused), typed method options, and third-party methods 
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, bench
 
 from swapbench import weights
 from swapbench.methods import METHODS
@@ -207,3 +209,42 @@ def test_checkpoint_conversion_is_cached_by_content(tmp_path, monkeypatch):
     first = weights.load(f, tmp_path / "last.ckpt").converted("test-v1", convert)
     again = weights.load(f, tmp_path / "last.ckpt").converted("test-v1", convert)
     assert len(calls) == 1 and torch.equal(first["w"], again["w"]) and torch.equal(again["w"], torch.full((2,), 2.0))
+
+
+def test_methods_get_crop_origin_and_their_notes_are_stored(tmp_path):
+    # A plugin method checks that each crop is its image warped by the given matrix (what a method needs
+    # to carry a data set's own annotation into the crop) and notes every pair whose target is sample 0.
+    (tmp_path / "noteswap").mkdir()
+    (tmp_path / "noteswap" / "__init__.py").write_text(textwrap.dedent('''
+        import numpy as np
+        from swapbench.datasets.images import load_image
+        from swapbench.faces import warp
+        from swapbench.methods.base import SwapMethod
+
+        class Noting(SwapMethod):
+            name = "noting"
+
+            def swap(self, source, target):
+                for face in (source, target):
+                    assert face.matrix.shape == (len(face), 2, 3) and len(face.location) == len(face)
+                    for i, where in enumerate(face.location):
+                        crop = warp.align_image(load_image(where), face.matrix[i].numpy(), self.size)
+                        assert np.array_equal(crop, warp.to_uint8(face.image[i:i + 1])[0]), where
+                for pid in target.pair_id:
+                    self.note(pid, "target seen")
+                return target.image
+    '''))
+    dist = tmp_path / "noteswap-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: noteswap\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[swapbench.methods]\nnoting = noteswap:Noting\n")
+    store = tmp_path / "s.sqlite"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    out = bench("run", "--method", "noting", "--subset", "3", "--no-progress", "--batch-size", "2",
+                "--set", "metrics={identity: dlib_resnet_v1}", store=store, env=env)
+    assert "noting: 3/3 pairs swapped, 0 failed" in out.stderr
+    assert "note: target seen ×3" in out.stderr
+    db = sqlite3.connect(store)
+    assert db.execute("SELECT count(*) FROM failures WHERE stage='note' AND reason='target seen'").fetchone() == (3,)
+    assert "Notes: target seen ×3" in out.stdout  # the run's leaderboard table, notes apart from failures
+    assert "Failures by stage" not in out.stdout

@@ -139,5 +139,42 @@ def test_preset_config_resolves():
     cfg = config.load([Path(__file__).parent.parent / "configs" / "megafs_celebahq.yaml"],
                       config.parse_set(["megafs_lcr.generator_size=64"]))
     assert cfg["protocol"] == "celebahq" and cfg["methods"] == ["megafs", "megafs_injection", "megafs_lcr"]
-    assert cfg["megafs"] == {"refine": False, "truncate": True, "generator_size": 1024}
+    assert cfg["megafs"] == {"refine": False, "truncate": True, "generator_size": 1024, "masks": "annotation"}
     assert cfg["megafs_lcr"]["generator_size"] == 64 and cfg["megafs_injection"]["refine"] is False
+
+
+def test_annotation_masks_come_from_the_data_set_and_follow_the_crop(tmp_path):
+    from PIL import Image
+
+    # A CelebAMask-HQ tree: a 1024 image whose annotation has skin (a box), a mouth inside it and hair.
+    Image.new("RGB", (1024, 1024)).save(tmp_path / "img.jpg")
+    (tmp_path / "CelebA-HQ-img").mkdir()
+    (tmp_path / "img.jpg").rename(tmp_path / "CelebA-HQ-img" / "28003.jpg")
+    anno = tmp_path / "CelebAMask-HQ-mask-anno" / "14"
+    anno.mkdir(parents=True)
+    for part, box in {"skin": (128, 128, 384, 384), "mouth": (224, 300, 288, 340), "hair": (0, 0, 512, 128)}.items():
+        m = Image.new("L", (512, 512))
+        m.paste(255, box)
+        m.save(anno / f"28003_{part}.png")
+    where = str(tmp_path / "CelebA-HQ-img" / "28003.jpg")
+    identity = torch.tensor([[[1.0, 0, 0], [0, 1.0, 0]]], dtype=torch.float64)
+    half = torch.tensor([[[0.5, 0, 0], [0, 0.5, 0]]], dtype=torch.float64)  # a 512 crop of the whole image
+    opts = MegaFS.Options(masks="annotation", generator_size=GEN)
+    m = MegaFS(opts)
+    for size, matrix in ((1024, identity), (512, half)):
+        target = FaceBatch(torch.zeros(1, 3, size, size), torch.zeros(1, 68, 2), ["p"], matrix, [where])
+        mask = m.annotation_mask(target)[0, 0]
+        k = size // 512  # annotation pixel -> crop pixel
+        assert mask.shape == (size, size)
+        assert mask[200 * k, 200 * k] == 1 and mask[320 * k, 256 * k] == 1  # skin, mouth
+        assert mask[50 * k, 256 * k] == 0 and mask[450 * k, 450 * k] == 0  # hair, background
+    # the skin's top edge (annotation row 128) at 1024, as cv2.resize INTER_LINEAR samples it: half-pixel
+    # centres, so output row 255 reads annotation row 127.25 and row 256 reads 127.75
+    mask = m.annotation_mask(FaceBatch(torch.zeros(1, 3, 1024, 1024), torch.zeros(1, 68, 2), ["p"], identity, [where]))
+    assert mask[0, 0, 255, 500].item() == pytest.approx(0.25, abs=1e-6)
+    assert mask[0, 0, 256, 500].item() == pytest.approx(0.75, abs=1e-6)
+    not_celebahq = FaceBatch(torch.zeros(1, 3, 64, 64), torch.zeros(1, 68, 2), ["p"], identity, ["/x/y/1.png"])
+    with pytest.raises(ValueError, match="not a CelebA-HQ-img/<N>.jpg image"):
+        m.annotation_mask(not_celebahq)
+    with pytest.raises(ValueError, match="megafs.masks must be one of parser, annotation"):
+        MegaFS.Options(masks="bisenet")

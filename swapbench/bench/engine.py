@@ -88,6 +88,7 @@ def run(cfg: dict, reporter: Reporter | None = None) -> list[MethodRun]:
     # A method's extra input images (e.g. precomputed swaps) are prepared exactly like the protocol's
     # images and fed in place of the source crop.
     inputs = {}
+    locations = {key: protocol.location(key) for key in protocol.images}  # where each crop came from
     for method in instances:
         files = method.input_images(protocol)
         if files is None:
@@ -96,15 +97,17 @@ def run(cfg: dict, reporter: Reporter | None = None) -> list[MethodRun]:
         extra = Protocol(f"{protocol.name}/{method.name}", protocol.version, "method inputs",
                          {f"{method.name}:{pid}": ImageRef(f"{method.name}:{pid}", pid, uri)
                           for pid, uri in files.items()}, [])
+        locations.update({key: extra.location(key) for key in extra.images})
         with reporter.stage("faces", len(extra.images), f"{method.name} inputs") as stage:
             crops.update(prepare(extra, [method.convention], store, cfg["face"]["multi_face"], stage, **face_args))
     face_seconds = time.perf_counter() - t0
 
-    return [_run_method(method, protocol, crops, backends, store, cfg, hashes, face_seconds, reporter,
+    return [_run_method(method, protocol, crops, locations, backends, store, cfg, hashes, face_seconds, reporter,
                         inputs.get(method.name)) for method in instances]
 
 
-def _run_method(method, protocol, crops, backends, store, cfg, hashes, face_seconds, reporter, inputs=None) -> MethodRun:
+def _run_method(method, protocol, crops, locations, backends, store, cfg, hashes, face_seconds, reporter,
+                inputs=None) -> MethodRun:
     t_start = time.perf_counter()
     conv, ev = method.convention, cfg["face"]["eval_convention"]
     data_sha = data_fingerprint([(k, ev) for k in protocol.images] + [(k, conv) for k in (inputs or {}).values()], crops)
@@ -139,7 +142,8 @@ def _run_method(method, protocol, crops, backends, store, cfg, hashes, face_seco
                or (done[p.pair_id].ok and not layout.swap_path(store.files, run_id, p.pair_id).is_file())]
     with reporter.stage("swap", len(pending), method.name) as stage:
         if pending:
-            items = [(p.pair_id, crops[source_key[p.pair_id], conv], crops[p.target, conv]) for p in pending]
+            items = [(p.pair_id, crops[source_key[p.pair_id], conv], crops[p.target, conv],
+                      locations[source_key[p.pair_id]], locations[p.target]) for p in pending]
             # Swaps made on another crop convention are pasted into the target's scoring crop.
             paste = {p.pair_id: (crops[p.target, conv], crops[p.target, ev]) for p in pending} if conv != ev else None
             with timed(store, run_id, "swap"):

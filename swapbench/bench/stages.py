@@ -32,19 +32,23 @@ class SwapInputs(Dataset):
     """Aligned source and target crops of the pairs still to swap."""
 
     def __init__(self, items):
-        self.items = items  # (pair_id, source Crop, target Crop)
+        self.items = items  # (pair_id, source Crop, target Crop, source location, target location)
 
     def __len__(self):
         return len(self.items)
 
     def __getitem__(self, i):
-        pair_id, src, tgt = self.items[i]
+        pair_id, src, tgt, src_location, tgt_location = self.items[i]
         return {
             "pair_id": pair_id,
             "source": read_png(src.path),
             "target": read_png(tgt.path),
             "source_landmarks": torch.from_numpy(src.landmarks),
             "target_landmarks": torch.from_numpy(tgt.landmarks),
+            "source_matrix": torch.as_tensor(src.matrix, dtype=torch.float64),
+            "target_matrix": torch.as_tensor(tgt.matrix, dtype=torch.float64),
+            "source_location": src_location,
+            "target_location": tgt_location,
         }
 
 
@@ -75,6 +79,9 @@ class SwapWriter(BasePredictionWriter):
             save_png(arr, layout.swap_path(self.files, self.run_id, pair_id))
             rows.append((pair_id, True, None, pixel_sha(arr)))
         self._store.put_swaps(self.run_id, rows)
+        notes = [(p, "note", n) for p, n in zip(prediction["pair_id"], prediction.get("note", ())) if n]
+        if notes:  # remarks on swaps that are not failures (SwapMethod.note)
+            self._store.put_failures(self.run_id, notes)
 
     def _carry(self, done) -> torch.Tensor:
         """The batch's swaps blended into the targets' eval crops, in one batched warp."""

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 
 from swapbench.datasets.protocol import DATA_SCHEME, DataError, Protocol
@@ -58,6 +59,43 @@ def celebahq_masks(root: str | Path, index: int) -> dict[str, Path]:
     folder = Path(root) / "CelebAMask-HQ-mask-anno" / str(index // 2000)
     prefix = f"{index:05d}_"
     return {p.stem[len(prefix):]: p for p in sorted(folder.glob(f"{prefix}*.png"))}
+
+
+# The part order of zllrunning/face-parsing.PyTorch's CelebAMask-HQ preparation (label = position + 1),
+# which swapbench's BiSeNet parser and MegaFS's README label table use; a later part overwrites an earlier
+# one where two annotations overlap. (The data set's own g_mask.py numbers the parts in another order.)
+CELEBAHQ_PARTS = ("skin", "l_brow", "r_brow", "l_eye", "r_eye", "eye_g", "l_ear", "r_ear", "ear_r", "nose",
+                  "mouth", "u_lip", "l_lip", "neck", "neck_l", "cloth", "hair", "hat")
+CELEBAHQ_MASK_SIDE = 512
+
+
+def celebahq_image(location: str | Path) -> tuple[Path, int] | None:
+    """(data-set root, image index) of a CelebA-HQ-img/<N>.jpg (or .png) path; None for any other path."""
+    path = Path(location)
+    if path.parent.name != "CelebA-HQ-img" or not path.stem.isdigit():
+        return None
+    return path.parent.parent, int(path.stem)
+
+
+def celebahq_label_map(root: str | Path, index: int) -> np.ndarray:
+    """The part annotations of image `index` merged into one [512, 512] uint8 label map (0: background),
+    labels in CELEBAHQ_PARTS order. A DataError names the folder when the image has no annotation."""
+    from PIL import Image
+
+    masks = celebahq_masks(root, index)
+    if not masks:
+        folder = Path(root) / "CelebAMask-HQ-mask-anno" / str(index // 2000)
+        raise DataError(f"no CelebAMask-HQ annotation of image {index}: expected {folder}/{index:05d}_<part>.png "
+                        "(CelebAMask-HQ.zip unpacked whole)")
+    labels = np.zeros((CELEBAHQ_MASK_SIDE, CELEBAHQ_MASK_SIDE), np.uint8)
+    for label, part in enumerate(CELEBAHQ_PARTS, 1):
+        if part in masks:
+            mask = np.asarray(Image.open(masks[part]).convert("L"))
+            if mask.shape != labels.shape:
+                raise DataError(f"{masks[part]}: {mask.shape[1]}x{mask.shape[0]} pixels, CelebAMask-HQ annotations "
+                                f"are {CELEBAHQ_MASK_SIDE}x{CELEBAHQ_MASK_SIDE}")
+            labels[mask != 0] = label
+    return labels
 
 
 class FFHQ(Layout):

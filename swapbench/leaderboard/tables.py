@@ -189,9 +189,14 @@ def markdown(df: pd.DataFrame, store: Store, grids: dict[str, str] | None = None
         for run_id in runs["run_id"]:
             for f in store.failures(run_id):
                 reasons[(f.stage, f.reason)] += 1
-        if reasons:
+        failures = sorted((k, n) for k, n in reasons.items() if k[0] != "note")
+        notes = sorted((reason, n) for (stage, reason), n in reasons.items() if stage == "note")
+        if failures:
             out.append("")
-            out.append("Failures by stage: " + "; ".join(f"{stage}: {reason} ×{n}" for (stage, reason), n in sorted(reasons.items())))
+            out.append("Failures by stage: " + "; ".join(f"{stage}: {reason} ×{n}" for (stage, reason), n in failures))
+        if notes:  # remarks of the methods on pairs they did swap (SwapMethod.note)
+            out.append("")
+            out.append("Notes: " + "; ".join(f"{reason} ×{n}" for reason, n in notes))
         out.append("")
         out.append("Runs: " + ", ".join(f"{m} `{runs.loc[m, 'run_id']}`" for m in order)
                    + f" (git {runs['git_revision'].dropna().iloc[0] if runs['git_revision'].notna().any() else 'unknown'}).")

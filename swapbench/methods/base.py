@@ -12,7 +12,9 @@ Declared hooks, so the engine never guesses from attributes:
 - `from_config(cfg)`: builds the instance from the resolved config (default: `cls(options=...)`);
 - `input_images(protocol)`: extra per-pair images the engine prepares like protocol images (default: none);
 - `pair_generator(pair_id, device)`: the random generator of one pair, seeded by (run seed, pair id),
-  so a swap never depends on batch size, batch composition, worker count or DDP rank.
+  so a swap never depends on batch size, batch composition, worker count or DDP rank;
+- `note(pair_id, text)`: a remark on one pair's swap that is not a failure (e.g. a fallback the official
+  code takes silently); the engine stores it with the swap and reports it with the run.
 """
 
 from __future__ import annotations
@@ -37,11 +39,21 @@ class FaceBatch:
     image: float tensor [B, 3, S, S] in [0, 1], RGB.
     landmarks: float tensor [B, 68, 2], dlib 68-point landmarks in crop pixel coordinates (x, y).
     pair_id: the protocol pair of each row (for per-pair randomness and notes).
+    matrix: float tensor [B, 2, 3], the image -> crop affine transform of each row, or None.
+    location: the file (or URI) each row was cropped from, e.g. to find a data set's own annotation.
     """
 
     image: torch.Tensor
     landmarks: torch.Tensor
     pair_id: list[str] = field(default_factory=list)
+    matrix: torch.Tensor | None = None
+    location: list[str] = field(default_factory=list)
+
+    def row(self, i: int) -> "FaceBatch":
+        """The batch of row i alone."""
+        one = slice(i, i + 1)
+        return FaceBatch(self.image[one], self.landmarks[one], self.pair_id[one],
+                         None if self.matrix is None else self.matrix[one], self.location[one])
 
     def __len__(self) -> int:
         return self.image.shape[0]
@@ -74,6 +86,7 @@ class SwapMethod(L.LightningModule):
         super().__init__()
         self.options = options if options is not None else self.Options()
         self.seed = 0  # the run seed; the engine sets it (see pair_generator)
+        self._notes: dict[str, str] = {}
 
     @classmethod
     def from_config(cls, cfg: dict) -> "SwapMethod":
@@ -96,6 +109,14 @@ class SwapMethod(L.LightningModule):
         digest = hashlib.sha256(f"{self.seed}:{self.name}:{pair_id}".encode()).digest()
         return torch.Generator(device=device).manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
+    def note(self, pair_id: str, text: str) -> None:
+        """Record a remark on this pair's swap (not a failure); stored with the swap by the engine."""
+        self._notes[pair_id] = f"{self._notes[pair_id]}; {text}" if pair_id in self._notes else text
+
+    def take_notes(self, pair_ids) -> list[str | None]:
+        """The notes of these pairs (None where there is none), forgotten once taken."""
+        return [self._notes.pop(p, None) for p in pair_ids]
+
     @property
     def convention(self) -> str:
         return f"{self.crop}_{self.size}"
@@ -111,25 +132,28 @@ class SwapMethod(L.LightningModule):
 
     def predict_step(self, batch, batch_idx: int = 0):
         ids = list(batch["pair_id"])
-        src = FaceBatch(batch["source"], batch["source_landmarks"], ids)
-        tgt = FaceBatch(batch["target"], batch["target_landmarks"], ids)
+        src = FaceBatch(batch["source"], batch["source_landmarks"], ids, batch.get("source_matrix"),
+                        list(batch.get("source_location", [])))
+        tgt = FaceBatch(batch["target"], batch["target_landmarks"], ids, batch.get("target_matrix"),
+                        list(batch.get("target_location", [])))
         try:
             out = self._checked_swap(src, tgt)
-            return {"pair_id": ids, "image": out, "error": [None] * len(ids)}
+            return {"pair_id": ids, "image": out, "error": [None] * len(ids), "note": self.take_notes(ids)}
         except Exception as exc:  # noqa: BLE001 - isolate the failing pair below
+            self.take_notes(ids)  # notes of a failed batch are made again pair by pair
             if len(ids) == 1:
-                return {"pair_id": ids, "image": torch.zeros_like(tgt.image), "error": [f"{type(exc).__name__}: {exc}"]}
+                return {"pair_id": ids, "image": torch.zeros_like(tgt.image), "error": [f"{type(exc).__name__}: {exc}"],
+                        "note": [None]}
         images, errors = [], []
         for i in range(len(ids)):
-            one = slice(i, i + 1)
             try:
-                images.append(self._checked_swap(FaceBatch(src.image[one], src.landmarks[one], ids[one]),
-                                                 FaceBatch(tgt.image[one], tgt.landmarks[one], ids[one])))
+                images.append(self._checked_swap(src.row(i), tgt.row(i)))
                 errors.append(None)
             except Exception as exc:  # noqa: BLE001 - recorded per pair, never dropped
-                images.append(torch.zeros_like(tgt.image[one]))
+                images.append(torch.zeros_like(tgt.image[i:i + 1]))
                 errors.append(f"{type(exc).__name__}: {exc}")
-        return {"pair_id": ids, "image": torch.cat(images), "error": errors}
+        notes = [n if e is None else None for n, e in zip(self.take_notes(ids), errors)]
+        return {"pair_id": ids, "image": torch.cat(images), "error": errors, "note": notes}
 
     def _checked_swap(self, src: FaceBatch, tgt: FaceBatch) -> torch.Tensor:
         out = self.swap(src, tgt)

@@ -20,7 +20,9 @@ Here:
   - the mask comes from swapbench's BiSeNet parser (zllrunning 79999_iter.pth, the parser the
     authors point to for own images, MegaFS issues #7/#26; the same 19-class order) run on the
     target crop at 512, standing in for the CelebAMask-HQ annotation the official code reads
-    (those are 512x512 too). Reading the data set's own annotation masks is not implemented;
+    (those are 512x512 too); with `masks=annotation` (celebahq protocol) the data set's own part
+    annotations are merged into a label map (swapbench.datasets.layouts.celebahq_label_map), resized to
+    the image and carried into the crop by its transform, as the paper-faithful alternative;
   - the 1024 -> 256 resize is torch bilinear (align_corners=False, no antialias): the same sampling
     grid as cv2.INTER_LINEAR for this exact 4x reduction (each output averages input pixels 4i+1 and
     4i+2), without cv2's uint8 rounding of the resized image;
@@ -47,11 +49,24 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
-from swapbench.faces.parsing import WEIGHTS as PARSER_WEIGHTS, BiSeNet, FaceParser
+from swapbench.datasets.layouts import (
+    CELEBAHQ_MASK_SIDE,
+    celebahq_image,
+    celebahq_label_map,
+)
+from swapbench.faces import warp
+from swapbench.faces.parsing import WEIGHTS as PARSER_WEIGHTS
+from swapbench.faces.parsing import BiSeNet, FaceParser
 from swapbench.methods.base import FaceBatch, SwapMethod
-from swapbench.methods.megafs.nets import SWAP_TYPES, FaceTransferModule, HieRFE, SoftErosion
+from swapbench.methods.megafs.nets import (
+    SWAP_TYPES,
+    FaceTransferModule,
+    HieRFE,
+    SoftErosion,
+)
 from swapbench.methods.stylegan2 import Generator
 from swapbench.weights import WeightFile, WeightsError, state_dict_problems
 
@@ -91,12 +106,22 @@ ENCODER_SIZE = 256
 MASK_SIZE = 512  # CelebAMask-HQ annotations are 512 x 512
 
 
+MASK_SOURCES = ("parser", "annotation")
+
+
 @dataclass(frozen=True)
 class MegaFSOptions:
     refine: bool = False  # official refine pass (computed but discarded by the official run())
     truncate: bool = True  # uint8 truncation of the blend, as officially
     # Reduced generator side for tests and CPU smoke runs (the checkpoint must match); 1024 officially.
     generator_size: int = 1024
+    # Where the target's face mask comes from: swapbench's BiSeNet parser (any image), or the data set's
+    # own CelebAMask-HQ annotation (celebahq protocol only; what the official inference reads).
+    masks: str = "parser"
+
+    def __post_init__(self):
+        if self.masks not in MASK_SOURCES:
+            raise ValueError(f"option megafs.masks must be one of {', '.join(MASK_SOURCES)}, got {self.masks!r}")
 
 
 def check_state(module: nn.Module, state: object, wf: WeightFile, what: str) -> None:
@@ -203,6 +228,25 @@ class MegaFS(SwapMethod):
             mask = F.interpolate(mask, size=(size, size), mode="bilinear", align_corners=False)
         return mask
 
+    def annotation_mask(self, target: FaceBatch) -> torch.Tensor:
+        """Face + mouth mask [B, 1, S, S] of the targets from their CelebAMask-HQ annotations, before SoftErosion.
+
+        As officially, the 512 label map is resized bilinearly to the image's size; the crop's own
+        image -> crop transform then carries it into the crop (a near-identity on CelebA-HQ images)."""
+        masks = []
+        for i, where in enumerate(target.location):
+            found = celebahq_image(where)
+            if found is None or target.matrix is None:
+                raise ValueError(f"megafs.masks=annotation reads CelebAMask-HQ annotations, but the target {where} is "
+                                 "not a CelebA-HQ-img/<N>.jpg image of the celebahq data set")
+            labels = torch.from_numpy(celebahq_label_map(*found))[None, None]
+            width, height = Image.open(where).size
+            face = self.mask_from_labels(labels, CELEBAHQ_MASK_SIDE)
+            face = F.interpolate(face, size=(height, width), mode="bilinear", align_corners=False)
+            masks.append(warp.align_batch(face, target.matrix[i:i + 1], target.image.shape[-1], antialias=False,
+                                          padding_mode="zeros"))
+        return torch.cat(masks).to(target.image.device)
+
     def soft_mask(self, target: torch.Tensor) -> torch.Tensor:
         """SoftErosion(17, 0.9, 7) of the target's face + mouth mask, [B, 1, S, S]."""
         return self.smooth_mask(self.face_mask(target))[0]
@@ -226,11 +270,13 @@ class MegaFS(SwapMethod):
         if not self.weights_loaded:
             raise RuntimeError(f"{self.name}: load_weights() was not called; the networks are uninitialised")
         if len(target) > 1:  # per-pair failures (masks) must not take the others down: one pair at a time
-            return torch.cat([self.swap(FaceBatch(source.image[i:i + 1], source.landmarks[i:i + 1]),
-                                        FaceBatch(target.image[i:i + 1], target.landmarks[i:i + 1]))
-                              for i in range(len(target))])
+            return torch.cat([self.swap(source.row(i), target.row(i)) for i in range(len(target))])
         tgt = target.image.float()
-        soft = self.soft_mask(tgt)  # first: a pair without a usable mask fails before the networks run
+        # first: a pair without a usable mask fails before the networks run
+        if self.options.masks == "annotation":
+            soft = self.smooth_mask(self.annotation_mask(target))[0]
+        else:
+            soft = self.soft_mask(tgt)
         swapped = self.generate(self.encoder_input(source.image), self.encoder_input(tgt))
         out = self.paste(swapped, tgt, soft)
         if self.options.refine:

@@ -205,7 +205,6 @@ class REFace(SwapMethod):
         self.parser = parsing.FaceParser(parsing.BiSeNet()).eval()
         self.weights_loaded = False
         self.checkpoint_ignored: dict[str, int] = {}  # ignored key groups of the loaded checkpoint
-        self.pair_notes: dict[str, str] = {}  # e.g. "no face found by dlib in the target: zero landmarks"
         if options.tiny:
             self.publishable = False
 
@@ -275,7 +274,7 @@ class REFace(SwapMethod):
         landmarks, found = dlib_landmarks(tgt_img)
         for pid, ok in zip(ids, found):
             if not ok:
-                self.pair_notes[pid] = "dlib found no face in the target crop: landmark token from zeros (as officially)"
+                self.note(pid, "dlib found no face in the target crop: landmark token from zeros (as officially)")
         gens = [self.pair_generator(pid, dev) for pid in ids]
         return self.generate(src_img, src_mask, tgt_img, tgt_face, landmarks.to(dev), gens, out_size=target.image.shape[-1])
 
