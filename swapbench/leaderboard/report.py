@@ -125,9 +125,16 @@ def leaderboard_data(part: pd.DataFrame, store: Store) -> dict:
         "methods": [{"name": m, "run_id": runs.loc[m, "run_id"], "page": f"{name}/{m}.html"} for m in order],
         "not_meaningful": any(not tables.meaningful(r) for _, r in part.iterrows()),
         "min_samples": int(part["min_samples"].dropna().iloc[0]) if part["min_samples"].notna().any() else None,
-        "failures": [{"stage": s, "reason": r, "count": n} for (s, r), n in sorted(reasons.items())],
+        **_failures_and_notes(reasons),
         "git_revision": revisions.iloc[0] if len(revisions) else "unknown",
     }
+
+
+def _failures_and_notes(reasons: Counter) -> dict:
+    """Failures by (stage, reason), and the methods' notes on pairs they did swap (stage "note"), as
+    `bench leaderboard` separates them."""
+    return {"failures": [{"stage": s, "reason": r, "count": n} for (s, r), n in sorted(reasons.items()) if s != "note"],
+            "notes": [{"reason": r, "count": n} for (s, r), n in sorted(reasons.items()) if s == "note"]}
 
 
 def _cell(row, common: bool) -> dict:
@@ -179,7 +186,7 @@ def method_data(store: Store, run: dict, images: _Images, k: int = GALLERY_PAIRS
         "total_seconds": sum(run["timings"].values()),
         "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(run["created"])),
         "updated": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(run["updated"])),
-        "failures": [{"stage": s, "reason": r, "count": n} for (s, r), n in sorted(failures.items())],
+        **_failures_and_notes(failures),
         "gallery": gallery(store, run, images, k),
     }
 
