@@ -37,7 +37,7 @@ from swapbench.datasets import get_protocol
 from swapbench.methods.base import FaceBatch
 from swapbench.methods.ghost.random_weights import random_state_dict
 
-DEFAULT_METHODS = ("ghost", "megafs", "reface", "diffswap")
+DEFAULT_METHODS = ("ghost", "megafs", "fslsd", "reface", "diffswap")
 AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": None}
 
 

@@ -176,5 +176,7 @@ def test_annotation_masks_come_from_the_data_set_and_follow_the_crop(tmp_path):
     not_celebahq = FaceBatch(torch.zeros(1, 3, 64, 64), torch.zeros(1, 68, 2), ["p"], identity, ["/x/y/1.png"])
     with pytest.raises(ValueError, match="not a CelebA-HQ-img/<N>.jpg image"):
         m.annotation_mask(not_celebahq)
+    with pytest.raises(ValueError, match="megafs.masks must be one of parser, annotation, got 'bisenet'"):
+        MegaFS(masks="bisenet")
     with pytest.raises(ValueError, match="megafs.masks must be one of parser, annotation"):
-        MegaFS.Options(masks="bisenet")
+        MegaFS.from_config({"engine": {"seed": 0}, "megafs": {"masks": "bisenet"}})

@@ -1,4 +1,4 @@
-"""The `bench` command line: run, list, leaderboard, compare, check, weights.
+"""The `bench` command line: run, list, leaderboard, report, compare, check, weights.
 
 Output: tables go to stdout as a rich table on a terminal and as complete plain text otherwise
 (`--format table|tsv|json|markdown` chooses); progress and messages go to stderr.
@@ -146,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the table per group of pairs (<protocol>_by_<BY>.md): per source or target "
                         "identity, or per target yaw (frontal, 15-45°, >45°)")
 
+    p = sub.add_parser("report", parents=[common],
+                       help="write a static HTML site from the store: sortable leaderboards, provenance, best/worst pairs")
+    p.add_argument("--out", default="report", help="output directory (default: ./report); open DIR/index.html")
+    p.add_argument("--protocol")
+    p.add_argument("--store")
+    p.add_argument("--include-unpublishable", action="store_true", help="include rows made with test weights")
+    p.add_argument("--gallery-pairs", type=int, default=3, metavar="K",
+                   help="best and worst K pairs per metric on each method's page (default: 3)")
+
     p = sub.add_parser("compare", parents=[common, fmt],
                        help="paired differences of two methods on the pairs both evaluated, with intervals and tests")
     p.add_argument("a", metavar="A", help="a method with a complete run")
@@ -182,7 +191,7 @@ def main(argv=None) -> int:
         import onnxruntime
 
         onnxruntime.set_default_logger_severity(3)  # errors only
-    commands = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "compare": cmd_compare, "check": cmd_check,
+    commands = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "report": cmd_report, "compare": cmd_compare, "check": cmd_check,
                 "weights": cmd_weights}
     try:
         return commands[args.command](args)
@@ -363,6 +372,29 @@ def cmd_leaderboard(args) -> int:
     for text in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)):
         err.print(f"[yellow]warning:[/yellow] {text}", highlight=False)
     err.print("wrote " + ", ".join(map(str, written)), highlight=False)
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from swapbench.bench.store import Store
+    from swapbench.leaderboard import report
+
+    if args.gallery_pairs < 0:
+        raise UserError("--gallery-pairs takes a number of pairs, 0 or more")
+    store = Store(args.store)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pages = report.write(store, Path(args.out), args.protocol, args.include_unpublishable, args.gallery_pairs)
+    if not pages:
+        err.print(f"no complete runs in {store.path}" + (f" for protocol {args.protocol}" if args.protocol else "")
+                  + ": run `bench run` first")
+        return EXIT_FINDINGS
+    for text in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)):
+        err.print(f"[yellow]warning:[/yellow] {text}", highlight=False)
+    size = report.site_size(Path(args.out))
+    print(pages[0])
+    err.print(f"wrote {len(pages)} pages and {size['images']} images ({size['bytes'] / 1e6:.2f} MB) in {args.out}; "
+              f"open {pages[0]}", highlight=False)
     return EXIT_OK
 
 

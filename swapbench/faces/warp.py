@@ -186,11 +186,13 @@ def carry_into(targets: torch.Tensor, crops: torch.Tensor, m_crop, m_target, tar
     return paste_back(targets, crops, target_to_crop, masks)
 
 
-def paste_into_frame(frame: np.ndarray, crop: np.ndarray, matrix, crop_landmarks, max_side: int | None = None) -> np.ndarray:
+def paste_into_frame(frame: np.ndarray, crop: np.ndarray, matrix, crop_landmarks, max_side: int | None = None,
+                     masks: torch.Tensor | None = None) -> np.ndarray:
     """A face crop (uint8 [S, S, 3]) pasted back into its full frame (uint8 [H, W, 3]).
 
     matrix: image -> crop (the crop's convention); crop_landmarks [K, 2] in crop pixels give the
     soft hull mask. max_side: shrink the frame first (for previews); the matrix follows the shrink.
+    masks: hull_masks(crop_landmarks[None], S) when the caller already has it (several swaps of one frame).
     """
     m = np.asarray(matrix, dtype=np.float64)
     h, w = frame.shape[:2]
@@ -203,5 +205,6 @@ def paste_into_frame(frame: np.ndarray, crop: np.ndarray, matrix, crop_landmarks
         m = m @ np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5], [0.0, 0.0, 1.0]])
     else:
         frame = from_uint8(frame)[None]
-    masks = hull_masks(np.asarray(crop_landmarks, np.float64)[None], crop.shape[0])
+    if masks is None:
+        masks = hull_masks(np.asarray(crop_landmarks, np.float64)[None], crop.shape[0])
     return to_uint8(paste_back(frame, from_uint8(crop)[None], m[None], masks))[0]

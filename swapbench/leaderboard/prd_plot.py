@@ -1,4 +1,4 @@
-"""PRD curves of several methods in one PNG (recall on x, precision on y, as in Sajjadi et al. 2018)."""
+"""PRD curves of several methods in one PNG (or SVG) (recall on x, precision on y, as in Sajjadi et al. 2018)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def plot_prd(curves: dict, path, title: str | None = None, dpi: int = 150) -> Path:
-    """Draw ``{method: (precision, recall)}`` and save it as a PNG at path."""
+def plot_prd(curves: dict, path, title: str | None = None, dpi: int = 150, fmt: str = "png") -> Path:
+    """Draw ``{method: (precision, recall)}`` and save it at path as a PNG (fmt="svg": a static SVG)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(4, 4), dpi=dpi)
@@ -28,7 +28,7 @@ def plot_prd(curves: dict, path, title: str | None = None, dpi: int = 150) -> Pa
         if curves:
             ax.legend(loc="lower left", fontsize=8)
         fig.tight_layout()
-        fig.savefig(path, format="png")
+        fig.savefig(path, format=fmt, **({"metadata": {"Date": None}} if fmt == "svg" else {}))
     finally:
         plt.close(fig)
     return path

@@ -85,6 +85,7 @@ class SwapMethod(L.LightningModule):
     def __init__(self, options=None):
         super().__init__()
         self.options = options if options is not None else self.Options()
+        check_choices(type(self), self.options)
         self.seed = 0  # the run seed; the engine sets it (see pair_generator)
         self._notes: dict[str, str] = {}
 
@@ -182,6 +183,9 @@ def parse_options(cls: type[SwapMethod], section: dict | None):
     values = {}
     for key, value in section.items():
         typ = fields[key][0]
+        if typing.get_origin(typ) is typing.Literal:
+            values[key] = value  # checked with the others' choices by check_choices below
+            continue
         allowed = typing.get_args(typ) or (typ,)
         if value is None and type(None) in allowed:
             values[key] = None
@@ -193,4 +197,14 @@ def parse_options(cls: type[SwapMethod], section: dict | None):
             names = " or ".join(getattr(t, "__name__", str(t)) for t in allowed)
             raise TypeError(f"option {cls.name}.{key} must be {names}, got {value!r}")
         values[key] = value
-    return cls.Options(**values)
+    options = cls.Options(**values)
+    check_choices(cls, options)
+    return options
+
+
+def check_choices(cls: type[SwapMethod], options) -> None:
+    """Raise ValueError for an option declared as typing.Literal[...] whose value is not one of its choices."""
+    for name, typ, _ in option_fields(cls):
+        if typing.get_origin(typ) is typing.Literal and getattr(options, name) not in typing.get_args(typ):
+            choices = ", ".join(map(str, typing.get_args(typ)))
+            raise ValueError(f"option {cls.name}.{name} must be one of {choices}, got {getattr(options, name)!r}")

@@ -251,6 +251,20 @@ def state_dict_problems(expected, state, finite: bool = False) -> list[str]:
     return problems
 
 
+def check_fits(module, state: object, wf: WeightFile, what: str, finite: bool = False) -> None:
+    """Raise a WeightsError naming the file and its URL unless `state` loads strictly into `module`
+    (what: the part it is meant for, e.g. "MegaFS HieRFE encoder ('e')")."""
+    from collections.abc import Mapping
+
+    if not isinstance(state, Mapping):
+        raise WeightsError(f"{wf.filename} ({wf.name}): {what} is not a state dict but a {type(state).__name__}."
+                           f" Get the official file from {wf.url}")
+    problems = state_dict_problems(module.state_dict(), state, finite=finite)
+    if problems:
+        raise WeightsError(f"{wf.filename} ({wf.name}) does not fit the {what}: {'; '.join(problems)}."
+                           f" Get the official file from {wf.url}")
+
+
 def strip_prefix(state: dict, prefix: str = "module.") -> dict:
     """A state dict without the prefix every key carries (nn.DataParallel saves keys as "module.<key>")."""
     if state and all(str(k).startswith(prefix) for k in state):

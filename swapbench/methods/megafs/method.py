@@ -45,12 +45,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch import nn
 
 from swapbench.datasets.layouts import (
     CELEBAHQ_MASK_SIDE,
@@ -68,7 +67,7 @@ from swapbench.methods.megafs.nets import (
     SoftErosion,
 )
 from swapbench.methods.stylegan2 import Generator
-from swapbench.weights import WeightFile, WeightsError, state_dict_problems
+from swapbench.weights import WeightFile, WeightsError, check_fits
 
 CODE = "https://github.com/zyainfal/One-Shot-Face-Swapping-on-Megapixels"
 LICENCE = "CC BY-NC 4.0 (the official repository's LICENSE.txt, (c) 2021 CRIPAC, NLPR, CASIA)"
@@ -106,9 +105,6 @@ ENCODER_SIZE = 256
 MASK_SIZE = 512  # CelebAMask-HQ annotations are 512 x 512
 
 
-MASK_SOURCES = ("parser", "annotation")
-
-
 @dataclass(frozen=True)
 class MegaFSOptions:
     refine: bool = False  # official refine pass (computed but discarded by the official run())
@@ -117,22 +113,7 @@ class MegaFSOptions:
     generator_size: int = 1024
     # Where the target's face mask comes from: swapbench's BiSeNet parser (any image), or the data set's
     # own CelebAMask-HQ annotation (celebahq protocol only; what the official inference reads).
-    masks: str = "parser"
-
-    def __post_init__(self):
-        if self.masks not in MASK_SOURCES:
-            raise ValueError(f"option megafs.masks must be one of {', '.join(MASK_SOURCES)}, got {self.masks!r}")
-
-
-def check_state(module: nn.Module, state: object, wf: WeightFile, what: str) -> None:
-    """Raise WeightsError naming the file and URL unless `state` loads strictly into `module`."""
-    if not isinstance(state, Mapping):
-        raise WeightsError(f"{wf.filename} ({wf.name}): {what} is not a state dict but a {type(state).__name__}."
-                           f" Get the official file from {wf.url}")
-    problems = state_dict_problems(module.state_dict(), state)
-    if problems:
-        raise WeightsError(f"{wf.filename} ({wf.name}) does not fit the MegaFS {what}: {'; '.join(problems)}."
-                           f" Get the official file from {wf.url}")
+    masks: Literal["parser", "annotation"] = "parser"
 
 
 class MegaFS(SwapMethod):
@@ -184,7 +165,7 @@ class MegaFS(SwapMethod):
                  (self.generator, gan["g_ema"], STYLEGAN_FILE, "StyleGAN2 generator ('g_ema')"),
                  (self.parser.net, state[PARSER_WEIGHTS.name], PARSER_WEIGHTS, "BiSeNet face parser"))
         for module, sd, wf, what in parts:  # check everything before changing anything
-            check_state(module, sd, wf, what)
+            check_fits(module, sd, wf, f"MegaFS {what}")
         for module, sd, _, _ in parts:
             module.load_state_dict(sd, strict=True)
         self.weights_loaded = True

@@ -1,4 +1,4 @@
-"""ArcFace IResNet (insightface arcface_torch layout): GHOST's and DiffSwap's identity encoders.
+"""ArcFace IResNet (insightface arcface_torch layout): GHOST's, DiffSwap's and Face-Adapter's identity encoders.
 
 Input: [B,3,112,112] in [-1,1], RGB. Output: the 512-d embedding (not L2-normalised: GHOST and
 DiffSwap feed the raw vector to their generators). Parameter names follow arcface_torch's `iresnet100` so GHOST's
@@ -52,6 +52,12 @@ class IResNet(nn.Module):
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = self.dropout(torch.flatten(self.bn2(x), 1))
         return self.features(self.fc(x))
+
+    def layer4_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, H*W, 512]: the layer-4 feature map as tokens (Face-Adapter's identity input; 8 x 8 at 128 px)."""
+        x = self.prelu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return x.flatten(2).transpose(1, 2)
 
 
 def iresnet100() -> IResNet:

@@ -8,7 +8,7 @@ rosinality/stylegan2-pytorch, the layout of the converted official checkpoints
 - `layers`: EqualConv2d, EqualLinear, FusedLeakyReLU, ScaledLeakyReLU, PixelNorm, NoiseInjection,
   ConstantInput, Blur, Upsample, Downsample, ModulatedConv2d, StyledConv, ToRGB, ConvLayer, ResBlock.
 - `generator`: `Generator` (synthesis from W+ codes, optional 4x4 input replacing the constant,
-  stored or per-pair random noise), `channels_for`.
+  stored or per-pair random noise; `features()` for the per-resolution features), `channels_for`.
 - `random_generator_state`: deterministic random weights in the official layout (tests, benchmarks).
 
 Parity (tests/test_stylegan2_ops.py, tests/test_megafs_parity.py): upfirdn2d and fused_leaky_relu
@@ -17,10 +17,11 @@ ResBlock, ModulatedConv2d up/down/no-demodulation, EqualLinear with lr_mul and a
 Upsample, Downsample) equals MegaFS's official copy of rosinality's model.py on seeded weights, and
 the Generator equals it at 128 (test) and 1024 (benchmarks/megafs_speed.py), max abs error 0.
 
-For a new StyleGAN-based port: build `Generator(size)` and load `g_ema` strictly; subclass it and
-override `forward` where the official generator differs (e.g. returning intermediate features), the
-module tree (`conv1`, `to_rgb1`, `convs[2j]` upsampling / `convs[2j+1]` plain, `to_rgbs[j]`,
-`noises.noise_i`) is rosinality's.
+For a new StyleGAN-based port: build `Generator(size)` and load `g_ema` strictly;
+`Generator.features()` returns the output of every resolution block (FSLSD-HiRes's decoder input);
+subclass it and override `forward` where the official generator differs otherwise; the module tree
+(`conv1`, `to_rgb1`, `convs[2j]` upsampling / `convs[2j+1]` plain, `to_rgbs[j]`, `noises.noise_i`) is
+rosinality's.
 """
 
 from swapbench.methods.stylegan2.generator import Generator, channels_for

@@ -13,6 +13,8 @@ reads 18 codes; extra codes are ignored (rosinality indexes them the same way).
 noise: "buffers" uses the stored `noises.noise_i` (rosinality randomize_noise=False), "random"
 draws fresh N(0, 1) per layer from `generator` (pass a per-pair generator for determinism), or a
 list of tensors, one per layer.
+`features(latents, ...)` returns the output of each resolution block instead of the image (FSLSD-HiRes
+feeds these to its decoder); the ToRGB path is skipped there, the features are those of `forward`.
 The mapping MLP is `mapping(z)`; it is not used when the input is already in W+.
 """
 
@@ -76,28 +78,46 @@ class Generator(nn.Module):
                 noise: str | Sequence[torch.Tensor | None] = "buffers",
                 generator: torch.Generator | None = None) -> torch.Tensor:
         """Image [B, 3, size, size] (unbounded, about [-1, 1]) from W+ latents."""
+        return self._synthesise(latents, struct, noise, generator, rgb=True)[0]
+
+    def features(self, latents: torch.Tensor, struct: torch.Tensor | None = None,
+                 noise: str | Sequence[torch.Tensor | None] = "buffers",
+                 generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        """The output of every resolution block (after its second conv), 8 x 8 first: [B, C_r, r, r] for
+        r = 8 .. size. The ToRGB path is skipped (it does not feed the features)."""
+        return self._synthesise(latents, struct, noise, generator, rgb=False)[1]
+
+    def _noises(self, noise: str | Sequence[torch.Tensor | None]) -> Sequence[torch.Tensor | None]:
+        if isinstance(noise, str):
+            if noise == "buffers":
+                return self.noise_buffers()
+            if noise == "random":
+                return [None] * self.num_layers
+            raise ValueError(f"noise must be 'buffers', 'random' or a list of tensors, got {noise!r}")
+        noises = list(noise)
+        if len(noises) != self.num_layers:
+            raise ValueError(f"expected {self.num_layers} noise tensors, got {len(noises)}")
+        return noises
+
+    def _synthesise(self, latents: torch.Tensor, struct: torch.Tensor | None,
+                    noise: str | Sequence[torch.Tensor | None], generator: torch.Generator | None,
+                    rgb: bool) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         if latents.ndim == 2:
             latents = latents[:, None].expand(-1, self.n_latent, -1)
         if latents.shape[1] < self.n_latent:
             raise ValueError(f"a {self.size} generator needs {self.n_latent} latents, got {latents.shape[1]}")
-        if isinstance(noise, str):
-            if noise == "buffers":
-                noises: Sequence[torch.Tensor | None] = self.noise_buffers()
-            elif noise == "random":
-                noises = [None] * self.num_layers
-            else:
-                raise ValueError(f"noise must be 'buffers', 'random' or a list of tensors, got {noise!r}")
-        else:
-            noises = list(noise)
-            if len(noises) != self.num_layers:
-                raise ValueError(f"expected {self.num_layers} noise tensors, got {len(noises)}")
+        noises = self._noises(noise)
         out = struct if struct is not None else self.input(latents.shape[0])
         out = self.conv1(out, latents[:, 0], noises[0], generator)
-        skip = self.to_rgb1(out, latents[:, 1])
+        skip = self.to_rgb1(out, latents[:, 1]) if rgb else None
+        feats: list[torch.Tensor] = []
         i = 1
         for up, conv, n1, n2, to_rgb in zip(self.convs[::2], self.convs[1::2], noises[1::2], noises[2::2], self.to_rgbs):
             out = up(out, latents[:, i], n1, generator)
             out = conv(out, latents[:, i + 1], n2, generator)
-            skip = to_rgb(out, latents[:, i + 2], skip)
+            if rgb:
+                skip = to_rgb(out, latents[:, i + 2], skip)
+            else:
+                feats.append(out)
             i += 2
-        return skip
+        return skip, feats

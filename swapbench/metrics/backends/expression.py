@@ -1,15 +1,19 @@
-"""Expression backends: mediapipe blendshapes (52-d), HSEmotion logits (8-d), Deep3DFaceRecon `exp` (64-d)."""
+"""Expression backends: mediapipe blendshapes (52-d), HSEmotion logits (8-d), Deep3DFaceRecon `exp` (64-d).
+
+The Deep3DFaceRecon network and the BFM file declaration live in swapbench.faces.deep3d (shared with
+Face-Adapter); they are re-exported here."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 
+from swapbench.faces.deep3d import BFM_MODEL_FRONT, Deep3DReconNet
 from swapbench.metrics.backends.base import FeatureBackend, Features
 from swapbench.metrics.backends.common import features_from_rows, to_uint8_rgb
-from swapbench.metrics.backends.resnet import ResNetTrunk
 from swapbench.weights import WeightFile, register
+
+__all__ = ["BFM_MODEL_FRONT", "Deep3DExpression", "Deep3DReconNet", "HSEmotion", "MediapipeBlendshapes"]
 
 HSEMOTION_B0_VGAF = register(
     WeightFile(
@@ -40,17 +44,6 @@ DEEP3D_NET = register(
         note="the 3D landmarks the official code aligns faces to (BFM/ folder of the repository)",
     ),
 )
-BFM_MODEL_FRONT = register(
-    WeightFile(
-        name="deep3d/BFM_model_front",
-        filename="BFM_model_front.mat",
-        format="mat",
-        url="https://faces.dmi.unibas.ch/bfm/main.php?nav=1-2&id=downloads",
-        licence="Basel Face Model 2009 licence (registration; non-commercial research)",
-        note=("built by Deep3DFaceRecon_pytorch from 01_MorphableModel.mat (BFM09, registration required) and "
-              "Exp_Pca.bin (Guo et al.); only needed to render the reconstruction, not for `exp` coefficients"),
-    )
-)[0]
 
 
 class MediapipeBlendshapes(FeatureBackend):
@@ -104,29 +97,6 @@ class HSEmotion(FeatureBackend):
         n = len(batch)
         return Features(values=torch.from_numpy(np.asarray(logits, dtype=np.float32)), ok=torch.ones(n, dtype=torch.bool),
                         reasons=[None] * n)
-
-
-class Deep3DReconNet(nn.Module):
-    """Deep3DFaceRecon's R-Net: ResNet-50 trunk and seven 1x1-conv heads giving 257 coefficients.
-
-    Key names follow the checkpoint's `net_recon` entry: backbone.* (torchvision ResNet-50 without fc)
-    and final_layers.{0..6} (id 80, exp 64, tex 80, angle 3, gamma 27, txy 2, tz 1).
-    """
-
-    head_dims = (80, 64, 80, 3, 27, 2, 1)
-
-    def __init__(self):
-        super().__init__()
-        self.backbone = ResNetTrunk()
-        self.final_layers = nn.ModuleList([nn.Conv2d(2048, d, 1, bias=True) for d in self.head_dims])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.backbone.features(x)[:, :, None, None]
-        return torch.cat([layer(f) for layer in self.final_layers], dim=1).flatten(1)
-
-    @staticmethod
-    def exp(coeffs: torch.Tensor) -> torch.Tensor:
-        return coeffs[:, 80:144]
 
 
 def deep3d_five_points(lm3d_68: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from swapbench.metrics.backends.common import (
     imagenet_normalize,
     to_uint8_rgb,
 )
-from swapbench.metrics.backends.resnet import ResNetTrunk
+from swapbench.faces.resnet import ResNetTrunk
 from swapbench.weights import WeightFile, register, strip_prefix
 
 L2CS_GAZE360 = register(

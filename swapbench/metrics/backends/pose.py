@@ -25,7 +25,7 @@ from swapbench.metrics.backends.common import (
     resize,
     to_uint8_rgb,
 )
-from swapbench.metrics.backends.resnet import ResNetTrunk
+from swapbench.faces.resnet import ResNetTrunk
 from swapbench.weights import WeightFile, register, strip_prefix
 
 HOPENET_ROBUST = register(

@@ -1,0 +1,31 @@
+"""Face-Adapter through `bench run` with random-weight files in the official layouts (tiny test config)."""
+
+import sqlite3
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("diffusers")
+
+from conftest import bench
+from face_adapter_inputs import write_tiny_weights
+
+
+def test_face_adapter_runs_end_to_end_with_official_layout_files(tmp_path):
+    weights = write_tiny_weights(tmp_path / "weights")
+    store = tmp_path / "r.sqlite"
+    proc = bench("run", "--no-progress", "--method", "face_adapter", "--subset", "2", "--batch-size", "2",
+                 "--weights-dir", str(weights), "--set", "metrics={identity: dlib_resnet_v1}",
+                 "--set", "face_adapter.tiny=true", "--set", "face_adapter.steps=2", store=store,
+                 env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert "| face_adapter |" in proc.stdout
+    db = sqlite3.connect(store)
+    (run_id, publishable) = db.execute(
+        "SELECT run_id, publishable FROM runs WHERE method='face_adapter' AND status='complete'").fetchone()
+    assert not publishable  # the tiny test configuration never reaches a published leaderboard
+    rows = db.execute("SELECT pair_id, ok FROM swaps WHERE run_id=?", (run_id,)).fetchall()
+    assert len(rows) == 2 and all(ok for _, ok in rows)
+    files = store.parent / "r.files" / "runs" / run_id
+    for pair_id, _ in rows:
+        assert np.asarray(Image.open(files / "raw" / f"{pair_id}.png")).shape == (512, 512, 3)
