@@ -154,16 +154,8 @@ def _empty_cell() -> dict:
 
 
 def _prd_svg(store: Store, part, path: Path) -> str | None:
-    from swapbench.leaderboard.prd_plot import plot_prd
-
-    curves = {}
-    for method, run_id in part.drop_duplicates("method")[["method", "run_id"]].itertuples(index=False):
-        prd = store.curves(run_id).get("prd")
-        if prd:
-            curves[method] = tuple(prd)
-    if not curves:
-        return None
-    return plot_prd(curves, path, title="PRD vs the real faces", fmt="svg").name
+    plot = tables._prd_plot(store, part, path, fmt="svg")
+    return plot.name if plot else None
 
 
 # --- a method's page -------------------------------------------------------------------------------------

@@ -277,7 +277,8 @@ def write(store: Store, out_dir: Path, protocol: str | None = None, include_unpu
     return written
 
 
-def _prd_plot(store: Store, part, path: Path) -> Path | None:
+def _prd_plot(store: Store, part, path: Path, fmt: str = "png") -> Path | None:
+    """The PRD curves of a protocol's runs in one plot (None when no run has them)."""
     from swapbench.leaderboard.prd_plot import plot_prd
 
     curves = {}
@@ -287,4 +288,4 @@ def _prd_plot(store: Store, part, path: Path) -> Path | None:
             curves[method] = tuple(prd)
     if not curves:
         return None
-    return plot_prd(curves, path, title="PRD vs the real faces")
+    return plot_prd(curves, path, title="PRD vs the real faces", fmt=fmt)
