@@ -213,3 +213,22 @@ def test_released_inputs_are_read_and_carried_into_the_crop(fslsd, state, tmp_pa
         released.swap(_batch(0, 1), _batch(1, 1))
     with pytest.raises(ValueError, match="fslsd.inputs must be one of"):
         FSLSD(inputs="bogus")
+
+
+def test_h3r_built_on_meta_holds_nothing_outside_its_state_dict():
+    # The method builds its networks on `meta` and moves them with to_empty: any buffer a state dict does
+    # not carry would hold uninitialised memory (a flip-index buffer once did, failing only in long runs).
+    from swapbench.methods.fslsd.h3r import H3R
+
+    with torch.device("meta"):
+        on_meta = H3R()
+    on_meta = on_meta.to_empty(device="cpu")
+    for _, buf in on_meta.named_buffers():
+        buf.fill_(7)  # what uninitialised memory might hold
+    direct = H3R()
+    state = rw.h3r_state(0)
+    on_meta.load_state_dict(state, strict=True)
+    direct.load_state_dict(state, strict=True)
+    images = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(on_meta.eval().detect(images), direct.eval().detect(images))

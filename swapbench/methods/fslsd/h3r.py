@@ -193,7 +193,6 @@ class H3R(nn.Module):
         super().__init__()
         self.backbone = HRNet18()
         self.heatmap_head = HeatmapHead(106)
-        self.register_buffer("flip_order", torch.tensor(FLIP_ORDER), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised [B, 3, 256, 256] -> [B, 106, 2] (x, y) in input pixels, no flip test."""
@@ -208,5 +207,6 @@ class H3R(nn.Module):
         data = data.flip(dims=[-1])
         lm_flip = self(data)
         lm_flip[..., 0] = data.shape[-1] - 1 - lm_flip[..., 0]
-        lm_flip = lm_flip[:, self.flip_order.to(images.device)]
+        # not a buffer: a module built on `meta` and moved with to_empty would hold garbage indices there
+        lm_flip = lm_flip[:, torch.tensor(FLIP_ORDER, device=images.device)]
         return (lm + lm_flip) / 2.0
