@@ -299,12 +299,7 @@ def print_run_summary(results, store, caught_warnings=()) -> None:
         for (stage, reason), pairs in sorted(groups.items(), key=lambda kv: -len(kv[1])):
             examples = ", ".join(pairs[:2]) + (", …" if len(pairs) > 2 else "")
             err.print(f"  {stage}: {reason} ×{len(pairs)} (e.g. {examples})", highlight=False)
-    seen = set()
-    for w in caught_warnings:
-        text = str(w.message)
-        if text not in seen and issubclass(w.category, UserWarning):
-            seen.add(text)
-            err.print(f"[yellow]warning:[/yellow] {text}", highlight=False)
+    _print_warnings(caught_warnings)
     err.print(f"results: {store.path}; `bench leaderboard` writes markdown, CSV and the comparison grids",
               highlight=False)
     if results and all(r.swapped == 0 for r in results):
@@ -363,16 +358,25 @@ def cmd_leaderboard(args) -> int:
         warnings.simplefilter("always")
         written = tables.write(store, Path(args.out), args.protocol, args.include_unpublishable, args.by)
     if not written:
-        err.print(f"no complete runs in {store.path}" + (f" for protocol {args.protocol}" if args.protocol else "")
-                  + ": run `bench run` first")
-        return EXIT_FINDINGS
+        return _no_complete_runs(store, args.protocol)
     for path in written:
         if path.suffix == ".md":
             print(path.read_text())
-    for text in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)):
-        err.print(f"[yellow]warning:[/yellow] {text}", highlight=False)
+    _print_warnings(caught)
     err.print("wrote " + ", ".join(map(str, written)), highlight=False)
     return EXIT_OK
+
+
+def _no_complete_runs(store, protocol: str | None) -> int:
+    err.print(f"no complete runs in {store.path}" + (f" for protocol {protocol}" if protocol else "")
+              + ": run `bench run` first")
+    return EXIT_FINDINGS
+
+
+def _print_warnings(caught) -> None:
+    """Each distinct user warning caught during a command, once."""
+    for text in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)):
+        err.print(f"[yellow]warning:[/yellow] {text}", highlight=False)
 
 
 def cmd_report(args) -> int:
@@ -386,11 +390,8 @@ def cmd_report(args) -> int:
         warnings.simplefilter("always")
         pages = report.write(store, Path(args.out), args.protocol, args.include_unpublishable, args.gallery_pairs)
     if not pages:
-        err.print(f"no complete runs in {store.path}" + (f" for protocol {args.protocol}" if args.protocol else "")
-                  + ": run `bench run` first")
-        return EXIT_FINDINGS
-    for text in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)):
-        err.print(f"[yellow]warning:[/yellow] {text}", highlight=False)
+        return _no_complete_runs(store, args.protocol)
+    _print_warnings(caught)
     size = report.site_size(Path(args.out))
     print(pages[0])
     err.print(f"wrote {len(pages)} pages and {size['images']} images ({size['bytes'] / 1e6:.2f} MB) in {args.out}; "
