@@ -172,3 +172,114 @@ def test_a_killed_rank_resumes_without_duplicates(one_process, tmp_path):
     assert "resuming run" in err0
     _assert_same_store(store, one_process)
     assert not list((store.parent / "results.files" / "shards").rglob("*.sqlite"))
+
+
+# --- a batched detector's network over many images at once ---------------------------------------------
+
+
+def _protocol_with_bad_inputs(root):
+    from bad_inputs import write_corpus
+
+    from swapbench.datasets import ImageRef, Protocol
+
+    files = write_corpus(root)
+    refs = {k: r for k, r in list(get_protocol("samples").images.items())[:3]}
+    for name in ("truncated.jpg", "no_face.png", "several_faces.jpg", "grayscale.png", "missing.jpg"):
+        refs[name] = ImageRef(name, name, str(files[name]))
+    return Protocol("batched", "1", "samples and bad inputs", refs, [])
+
+
+def _same_crops_and_rows(a, b):
+    assert a[0].keys() == b[0].keys()
+    for k, x in a[0].items():
+        y = b[0][k]
+        assert (x.ok, x.reason, x.sha, x.image_sha) == (y.ok, y.reason, y.sha, y.image_sha), k
+        if x.ok:
+            assert x.path.read_bytes() == y.path.read_bytes(), k
+            assert np.array_equal(x.landmarks, y.landmarks) and np.array_equal(x.matrix, y.matrix), k
+    for table in ("faces", "images"):
+        assert _rows(a[1].path, table) == _rows(b[1].path, table), table
+
+
+def test_fan_in_batches_gives_the_crops_and_rows_of_image_by_image(tmp_path, monkeypatch):
+    """face_alignment's network on 3 images per forward in this process, HOG boxes and FAN inputs made
+    in two workers: the same crops and store rows as the whole detector per image in one process,
+    with unreadable, faceless, several-face and grayscale images among them."""
+    from test_detectors import RandomFAN, _save_fan
+
+    from swapbench.faces import fan
+
+    _save_fan(RandomFAN(), tmp_path)
+    protocol = _protocol_with_bad_inputs(tmp_path / "images")
+    conventions = ["ffhq_256", "arcface_112"]
+    forwards = []  # FAN inputs per forward in this process (the workers' own calls are not seen)
+    heatmaps = fan.FAN.heatmaps
+    monkeypatch.setattr(fan.FAN, "heatmaps", lambda self, crops: forwards.append(len(crops)) or heatmaps(self, crops))
+    runs = {}
+    for name, workers, batch in (("one", 1, 1), ("batched", 2, 3)):
+        store = Store(tmp_path / name / "r.sqlite")
+        crops = prepare(protocol, conventions, store, detector="face_alignment", weights_dir=tmp_path,
+                        workers=workers, detect_batch=batch)
+        runs[name] = crops, store
+        runs[name + " forwards"], forwards[:] = list(forwards), []
+    _same_crops_and_rows(runs["one"], runs["batched"])
+    # the same faces: one forward per image with faces, or one per 3 readable images (6 of them)
+    with_faces = {k for (k, _), c in runs["one"][0].items() if c.ok}
+    assert len(runs["one forwards"]) == len(with_faces) == 5
+    assert len(runs["batched forwards"]) == 2 and sum(runs["one forwards"]) == sum(runs["batched forwards"])
+    reasons = {k[0]: c.reason for k, c in runs["batched"][0].items()}
+    assert "no face found" in reasons["no_face.png"] and "faces, kept the largest" in reasons["several_faces.jpg"]
+    assert "unreadable" in reasons["truncated.jpg"] and runs["batched"][0]["grayscale.png", "ffhq_256"].ok
+    # A second batched pass finds every row and recomputes nothing.
+    again = prepare(protocol, conventions, runs["batched"][1], detector="face_alignment", weights_dir=tmp_path,
+                    workers=1, detect_batch=3)
+    assert {k: c.sha for k, c in again.items()} == {k: c.sha for k, c in runs["batched"][0].items()}
+
+
+def test_scrfd_with_a_free_batch_axis_runs_one_forward_per_batch(tmp_path, monkeypatch):
+    """An SCRFD export with a batch axis goes through one session call per batch, with the crops and rows
+    of one call per image."""
+    import dataclasses
+
+    import onnxruntime
+    import torch
+    from test_scrfd import TinySCRFD, _export
+
+    from swapbench.faces import detect
+
+    class KeepBatch(torch.nn.Module):  # [B * N, C] -> [B, N, C], as exports with a free batch axis give
+        def __init__(self):
+            super().__init__()
+            self.net = TinySCRFD(noise=0.05)
+
+        def forward(self, x):
+            return tuple(o.reshape(x.shape[0], -1, o.shape[-1]) for o in self.net(x))
+
+    card = dataclasses.replace(detect.SCRFD.weights[0], sha256=None)
+    monkeypatch.setattr(detect.SCRFD, "weights", (card,))
+    _export(KeepBatch(), tmp_path / card.filename, dynamic_batch=True)
+    calls = []
+    run = onnxruntime.InferenceSession.run
+    monkeypatch.setattr(onnxruntime.InferenceSession, "run",
+                        lambda self, names, feed: calls.append(len(next(iter(feed.values())))) or run(self, names, feed))
+    protocol = _protocol_with_bad_inputs(tmp_path / "images")
+    runs = {}
+    for name, batch in (("one", 1), ("batched", 4)):
+        calls.clear()
+        store = Store(tmp_path / name / "r.sqlite")
+        runs[name] = prepare(protocol, ["ffhq_256"], store, detector="scrfd", weights_dir=tmp_path,
+                             detect_batch=batch), store
+        runs[name + " calls"] = list(calls)
+    _same_crops_and_rows(runs["one"], runs["batched"])
+    # 6 readable images: 6 single calls, or batches of 4 and 2 (the truncated and missing files have none)
+    assert runs["one calls"] == [1] * 6 and runs["batched calls"] == [4, 2]
+    assert sum(c.ok for c in runs["batched"][0].values()) >= 1
+
+
+def test_detection_batch_follows_the_device_unless_set():
+    from swapbench.bench import config
+    from swapbench.bench.engine import detection_device
+
+    assert detection_device(config.load((), {"engine": {"accelerator": "cpu"}})) == {"device": "cpu", "detect_batch": 1}
+    cfg = config.load((), {"engine": {"accelerator": "cpu", "detect_batch": 16}})
+    assert detection_device(cfg) == {"device": "cpu", "detect_batch": 16}

@@ -57,11 +57,14 @@ class TinySCRFD(nn.Module):
         return (*scores, *boxes, *kpss)
 
 
-def _export(module, path):
+def _export(module, path, dynamic_batch=False):
+    """det_10g's signature; dynamic_batch: a free batch axis on the input and every output."""
+    names = [f"out_{n}" for n in OUTPUT_NAMES]
+    axes = {n: {0: "batch"} for n in ["input.1", *names]} if dynamic_batch else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(module.eval(), (torch.zeros(1, 3, 640, 640),), str(path), input_names=["input.1"],
-                          output_names=[f"out_{n}" for n in OUTPUT_NAMES], dynamo=False)
+                          output_names=names, dynamic_axes=axes, dynamo=False)
     # the TorchScript exporter refuses numeric names; give the outputs det_10g's names afterwards
     model = onnx.load(str(path))
     rename = {f"out_{n}": n for n in OUTPUT_NAMES}

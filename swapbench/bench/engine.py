@@ -26,7 +26,7 @@ from swapbench.bench.stages import (
     SwapWriter,
 )
 from swapbench.bench.store import open_store
-from swapbench.bench.trainer import is_global_zero, predict, timed, world
+from swapbench.bench.trainer import device, is_global_zero, predict, timed, world
 from swapbench.datasets import ImageRef, Protocol, load_protocol
 from swapbench.faces import detect
 from swapbench.registry import UnknownName
@@ -84,7 +84,8 @@ def run(cfg: dict, reporter: Reporter | None = None) -> list[MethodRun]:
     reporter.plan(1 + len(instances) * (2 + len(backends)), f"{protocol.name}: {len(protocol.pairs)} pairs, "
                   f"{len(instances)} method(s), {len(backends)} backend(s)")
     t0 = time.perf_counter()
-    face_args = dict(detector=detector.name, weights_dir=cfg["weights_dir"], workers=cfg["engine"]["num_workers"])
+    face_args = dict(detector=detector.name, weights_dir=cfg["weights_dir"], workers=cfg["engine"]["num_workers"],
+                     **detection_device(cfg))
     with reporter.stage("faces", len(protocol.images), f"{detector.name}, {', '.join(conventions)}") as stage:
         crops = prepare(protocol, conventions, store, cfg["face"]["multi_face"], stage, **face_args)
     # A method's extra input images (e.g. precomputed swaps) are prepared exactly like the protocol's
@@ -106,6 +107,15 @@ def run(cfg: dict, reporter: Reporter | None = None) -> list[MethodRun]:
 
     return [_run_method(method, protocol, crops, locations, backends, store, cfg, hashes, face_seconds, reporter,
                         inputs.get(method.name)) for method in instances]
+
+
+def detection_device(cfg) -> dict:
+    """Where a batched detector's network runs and on how many images at once (engine.detect_batch)."""
+    where = device(cfg)
+    batch = cfg["engine"].get("detect_batch")
+    if batch is None:
+        batch = cfg["engine"]["batch_size"] if where.startswith("cuda") else 1
+    return {"device": where, "detect_batch": int(batch)}
 
 
 def _run_method(method, protocol, crops, locations, backends, store, cfg, hashes, face_seconds, reporter,

@@ -8,15 +8,18 @@ The detector (`face.detector`) and the multi-face policy are part of a crop's ke
 so switching detectors or policies never reuses crops made another way.
 
 Decoding, detection, landmarks and alignment run in `workers` processes (spawned, each with its own
-detector, one torch and one OpenCV thread), in protocol order; crop PNGs are written by the workers, every store
-row by the calling process in the same order as with one process, so crops and rows are the same bit
-for bit whatever the number of workers (tests/test_parallel_faces.py).
+detector, one torch and one OpenCV thread), in protocol order. A batched detector's network (SCRFD,
+FAN) can instead run in the calling process on the device, `detect_batch` images per forward: the
+workers decode and make the network inputs (and FAN's dlib HOG boxes), the calling process aligns
+and writes those crops. Every store row is written by the calling process in protocol order, so crops
+and rows are the same bit for bit whatever the number of workers or the batch (tests/test_scale.py).
 Stored landmarks are the detector's 68 dlib-compatible points where it has them, else its own points
 (5 for scrfd); methods that need 68 points fail per pair on other counts.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,17 +61,26 @@ def default_workers() -> int:
 
 
 def prepare(protocol, conventions, store: Store, multi_face: str = "largest", stage=None,
-            detector: str = detect.DEFAULT_DETECTOR, weights_dir=None, workers: int | None = 1) -> dict:
+            detector: str = detect.DEFAULT_DETECTOR, weights_dir=None, workers: int | None = 1,
+            device: str = "cpu", detect_batch: int = 1) -> dict:
     """{(image key, convention): Crop} for every image of the protocol, faces found by `detector`.
 
     stage: a progress stage (bench.progress) advanced per image, or None.
-    workers: processes for decoding, detection and alignment (None: the number of cores; 1: in-process)."""
-    detect.get_detector(detector, weights_dir)  # unknown name or missing model files: fail before any work
+    workers: processes for decoding, detection and alignment (None: the number of cores; 1: in-process).
+    detect_batch: for a batched detector (scrfd, face_alignment), the number of images whose network
+    inputs go through one forward on `device` in this process, the rest of the work staying in the
+    workers; 1: each worker runs the whole detector on the CPU, image by image."""
+    # unknown name or missing model files: fail before any work
+    det = detect.get_detector(detector, weights_dir, device if detect_batch > 1 else "cpu")
     keys = list(protocol.images)
     workers = min(default_workers() if workers is None else max(int(workers), 1), len(keys))
-    jobs = ((protocol.location(key), conventions, store.files, multi_face, detector, weights_dir) for key in keys)
+    batched = det.batched and detect_batch > 1
+    jobs = ((protocol.location(key), conventions, store.files, multi_face, detector, weights_dir, batched)
+            for key in keys)
     crops: dict = {}
     with _results(jobs, workers, store) as results:
+        if batched:
+            results = _detect_in_batches(results, det, detect_batch, store.files, multi_face)
         for key, (image_sha, work) in zip(keys, results):
             for convention, crop in _record(image_sha, work, store, detector, multi_face).items():
                 crops[key, convention] = crop
@@ -76,6 +88,38 @@ def prepare(protocol, conventions, store: Store, multi_face: str = "largest", st
             if stage is not None:
                 stage.advance()
     return crops
+
+
+def _detect_in_batches(results, det, size: int, files, multi_face):
+    """(image sha, work) per image, in order, from the workers' results: the detector's network on the
+    proposals of `size` images at a time, then those images' faces aligned and cropped here."""
+    chunk, pending = [], 0
+    for r in itertools.chain(results, [None]):
+        if r is not None:
+            chunk.append(r)
+            pending += isinstance(r, _Pending)
+            if pending < size:
+                continue
+        todo = [r for r in chunk if isinstance(r, _Pending)]
+        outputs = iter(det.forward([r.proposal for r in todo]) if todo else [])
+        for r in chunk:
+            if isinstance(r, _Pending):
+                faces = det.finish(r.proposal, next(outputs))
+                yield r.image_sha, _crops(r.image, r.image_sha, faces, r.todo, r.out, files, det.name, multi_face)
+            else:
+                yield r
+        chunk, pending = [], 0
+
+
+@dataclass
+class _Pending:
+    """An image whose faces wait for the detector's network: what a worker sends back to the batch."""
+
+    image: np.ndarray
+    image_sha: str
+    proposal: object
+    todo: list  # conventions still to crop
+    out: dict  # the conventions already settled
 
 
 class _results:
@@ -137,24 +181,36 @@ def _work_in_pool(job):
     return _work(*job, known=_KNOWN)
 
 
-def _work(uri, conventions, files, multi_face, detector, weights_dir, known) -> tuple:
-    """(image sha, {convention: ("row",) | ("unreadable", reason) | ("noface", reason) | ("crop", ...)}).
-
-    Decoding, detection and alignment of one image, and its crop PNGs; no store writes."""
+def _work(uri, conventions, files, multi_face, detector, weights_dir, batched, known):
+    """One image's (image sha, {convention: ("row",) | ("unreadable", reason) | ("noface", reason) |
+    ("crop", ...)}), its crop PNGs written; no store writes. With `batched`, an image that needs the
+    detector comes back as a _Pending holding the detector's proposal instead."""
     try:
         image = load_image(uri)
     except ImageError as exc:
         return None, {c: ("unreadable", f"unreadable image: {exc}") for c in conventions}
     image_sha = pixel_sha(image)
-    out, faces = {}, None
+    out, todo = {}, []
     for convention in conventions:
         key = face_key(convention, detector, multi_face)
         row = known.row(image_sha, key)
         if row is not None and (not row[0] or crop_path(files, key, row[1]).is_file()):
             out[convention] = ("row",)
-            continue
-        if faces is None:
-            faces = detect.detect(image, detector, weights_dir)
+        else:
+            out[convention] = None  # filled by _crops, in this place: rows are stored in convention order
+            todo.append(convention)
+    if not todo:
+        return image_sha, out
+    det = detect.get_detector(detector, weights_dir)
+    if batched:
+        return _Pending(image, image_sha, det.propose(image), todo, out)
+    return image_sha, _crops(image, image_sha, det.detect(image), todo, out, files, detector, multi_face)
+
+
+def _crops(image, image_sha, faces, todo, out, files, detector, multi_face) -> dict:
+    """`out` completed with the crop (or the reason for none) of each convention in `todo`; PNGs written."""
+    for convention in todo:
+        key = face_key(convention, detector, multi_face)
         try:
             face, choice = detect.pick(faces, image.shape, multi_face, detector)
         except detect.NoFaceError as exc:
@@ -171,7 +227,7 @@ def _work(uri, conventions, files, multi_face, detector, weights_dir, known) -> 
         # Rounded as stored, so a resumed run feeds methods exactly the same numbers.
         landmarks = np.round(templates.apply_transform(matrix, points), 3).astype(np.float32)
         out[convention] = ("crop", choice, landmarks, matrix, sha)
-    return image_sha, out
+    return out
 
 
 def _record(image_sha, work, store, detector, multi_face) -> dict:

@@ -70,3 +70,13 @@ def timed(store, run_id, stage):
     yield
     if is_global_zero():
         store.add_timing(run_id, stage, time.perf_counter() - t0)
+
+
+def device(cfg) -> str:
+    """This process's torch device as Lightning places the run ('cpu', 'cuda:<local rank>'), known
+    before any process group exists."""
+    strategy = make_trainer(cfg).strategy
+    devices = getattr(strategy, "parallel_devices", None) or [strategy.root_device]
+    env = getattr(strategy, "cluster_environment", None)
+    local = env.local_rank() if env is not None else 0
+    return str(devices[local % len(devices)])

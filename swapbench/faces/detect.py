@@ -13,6 +13,9 @@ Backends (`face.detector` in the run configuration):
 - scrfd: insightface SCRFD-10GF (det_10g.onnx of the buffalo_l pack), 5 keypoints.
 - face_alignment: FAN 2DFAN4 68 points (face-alignment's TorchScript model) on dlib HOG boxes.
 
+scrfd and face_alignment are batched (Detector.batched): their networks can run on a GPU on the
+inputs of many images at once (bench.prepare does so when the engine runs on a GPU).
+
 When an image holds several faces, `pick` applies the multi-face policy and says what it chose.
 A backend whose model files are missing fails in `get_detector`, before any work, with the message
 of swapbench.weights.resolve().
@@ -59,11 +62,30 @@ class Detector:
 
     name: str = ""
     weights: tuple[WeightFile, ...] = ()
+    # A batched backend splits detect() in three, so that its network sees many images at once on the
+    # device: propose (per image, before the network: in the face workers), forward (one call for a
+    # batch of proposals, in the main process) and finish (per image, after the network).
+    batched: bool = False
 
-    def __init__(self, paths: dict):
+    def __init__(self, paths: dict, device: str = "cpu"):
         self.paths = paths  # registry name -> resolved file path
+        self.device = device  # where the backend's network runs
 
     def detect(self, image: np.ndarray) -> list[Face]:
+        if not self.batched:
+            raise NotImplementedError
+        proposal = self.propose(image)
+        return self.finish(proposal, self.forward([proposal])[0])
+
+    def propose(self, image: np.ndarray):
+        """The network's input for one image, and what finish needs of the image (picklable)."""
+        raise NotImplementedError
+
+    def forward(self, proposals: list) -> list:
+        """The network's output for each proposal."""
+        raise NotImplementedError
+
+    def finish(self, proposal, output) -> list[Face]:
         raise NotImplementedError
 
 
@@ -75,16 +97,16 @@ def detector_class(name: str) -> type[Detector]:
     return DETECTORS.get(name)
 
 
-def get_detector(name: str = DEFAULT_DETECTOR, weights_dir=None) -> Detector:
-    """The named backend, its model files resolved (WeightsError if one is missing); one per process."""
+def get_detector(name: str = DEFAULT_DETECTOR, weights_dir=None, device: str = "cpu") -> Detector:
+    """The named backend, its model files resolved (WeightsError if one is missing); one per process and device."""
     cls = detector_class(name)
     paths = resolve(cls.weights, weights_dir)
-    return _instance(cls, tuple(sorted((k, str(v)) for k, v in paths.items())))
+    return _instance(cls, tuple(sorted((k, str(v)) for k, v in paths.items())), device)
 
 
 @lru_cache(maxsize=None)
-def _instance(cls, paths: tuple) -> Detector:
-    return cls(dict(paths))
+def _instance(cls, paths: tuple, device: str) -> Detector:
+    return cls(dict(paths), device)
 
 
 def detect(image: np.ndarray, detector: str = DEFAULT_DETECTOR, weights_dir=None) -> list[Face]:
@@ -184,20 +206,40 @@ class MediaPipe(Detector):
 class SCRFD(Detector):
     name = "scrfd"
     weights = (scrfd.WEIGHTS["buffalo_l"],)
+    batched = True
 
-    def __init__(self, paths):
-        super().__init__(paths)
-        self.model = scrfd.SCRFD(load(self.weights[0], paths[self.weights[0].name]))
+    def __init__(self, paths, device="cpu"):
+        super().__init__(paths, device)
+        self.model = scrfd.SCRFD(load(self.weights[0], paths[self.weights[0].name]), providers=_onnx_providers(device))
 
-    def detect(self, image):
+    def propose(self, image):
+        blob, scale = self.model.preprocess(image)
+        return blob, scale, image.shape
+
+    def forward(self, proposals):
+        return self.model.run([blob for blob, _, _ in proposals])
+
+    def finish(self, proposal, output):
+        _, scale, shape = proposal
         faces = []
-        for d in self.model.detect(image):
+        for d in self.model.postprocess(output, scale, shape):
             if d.kps is None:
                 raise ValueError("this SCRFD model has no keypoints")
             box = tuple(int(round(float(v))) for v in d.box)
             kps = d.kps.astype(np.float32)
             faces.append(Face(box, kps, d.score, points5=kps.astype(np.float64), detector=self.name))
-        return faces  # SCRFD.detect already returns them best score first
+        return faces  # postprocess returns them best score first
+
+
+def _onnx_providers(device: str) -> tuple:
+    """onnxruntime's CUDA provider for a CUDA device where the installed onnxruntime has it, else the CPU."""
+    if device.startswith("cuda"):
+        import onnxruntime
+
+        if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+            index = int(device.partition(":")[2] or 0)
+            return (("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider")
+    return ("CPUExecutionProvider",)
 
 
 # --- face-alignment FAN ----------------------------------------------------------------------------
@@ -207,18 +249,32 @@ class SCRFD(Detector):
 class FaceAlignment(Detector):
     name = "face_alignment"
     weights = (fan.WEIGHTS,)
+    batched = True
 
-    def __init__(self, paths):
-        super().__init__(paths)
-        self.fan = fan.FAN(load(fan.WEIGHTS, paths[fan.WEIGHTS.name]))
+    def __init__(self, paths, device="cpu"):
+        super().__init__(paths, device)
+        self.fan = fan.FAN(load(fan.WEIGHTS, paths[fan.WEIGHTS.name]), device)
 
-    def detect(self, image):
+    def propose(self, image):
+        """dlib HOG boxes and scores, and FAN's 256 x 256 input around each box."""
         _, scale, rects, scores = _hog(image)
-        faces = []
-        for rect, score in zip(rects, scores):
-            box = _box(rect, scale)
-            pts, _ = self.fan.landmarks(image, box)
-            faces.append(Face(box, pts, float(score), detector=self.name))
+        boxes = [_box(rect, scale) for rect in rects]
+        crops = [fan.crop(image, *fan.centre_scale(box)) for box in boxes]
+        return boxes, [float(s) for s in scores], crops
+
+    def forward(self, proposals):
+        crops = [c for _, _, image_crops in proposals for c in image_crops]
+        heatmaps = self.fan.heatmaps(np.stack(crops)) if crops else None
+        out, start = [], 0
+        for _, _, image_crops in proposals:
+            out.append(heatmaps[start:start + len(image_crops)] if image_crops else [])
+            start += len(image_crops)
+        return out
+
+    def finish(self, proposal, heatmaps):
+        boxes, scores, _ = proposal
+        faces = [Face(box, self.fan.points(hm, box)[0], score, detector=self.name)
+                 for box, score, hm in zip(boxes, scores, heatmaps)]
         return sorted(faces, key=lambda f: -f.score)
 
 

@@ -105,23 +105,32 @@ def heatmap_to_image(points: np.ndarray, centre, scale: float, resolution: int =
 
 
 class FAN:
-    """2DFAN4 TorchScript model on CPU: boxes in, 68 landmarks per box out."""
+    """2DFAN4 TorchScript model: boxes in, 68 landmarks per box out; the network runs on `device`."""
 
-    def __init__(self, net):
-        self.net = net  # the TorchScript module, opened by swapbench.weights.load
+    def __init__(self, net, device="cpu"):
+        self.net = net.to(device)  # the TorchScript module, opened by swapbench.weights.load
+        self.device = device
 
-    def landmarks(self, image: np.ndarray, box) -> tuple[np.ndarray, np.ndarray]:
-        """[68, 2] float32 image pixels and [68] heatmap peaks for one box (x1, y1, x2, y2)."""
+    def heatmaps(self, crops: np.ndarray) -> np.ndarray:
+        """[N, 256, 256, 3] uint8 network inputs (see `crop`) -> [N, 68, 64, 64] float32 heatmaps, one forward."""
         import torch
 
-        centre, scale = centre_scale(box)
-        inp = torch.from_numpy(crop(image, centre, scale).transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
+        inp = torch.from_numpy(crops.transpose(0, 3, 1, 2).astype(np.float32) / 255.0).to(self.device)
         with torch.inference_mode():
             out = self.net(inp)
         if isinstance(out, (list, tuple)):  # hourglass stacks: the last one is the prediction
             out = out[-1]
-        heatmaps = out[0].float().numpy()
-        if heatmaps.shape != (NUM_LANDMARKS, HEATMAP, HEATMAP):
-            raise ValueError(f"FAN output {tuple(out.shape)}, expected [1, {NUM_LANDMARKS}, {HEATMAP}, {HEATMAP}]")
+        if tuple(out.shape[1:]) != (NUM_LANDMARKS, HEATMAP, HEATMAP):
+            raise ValueError(f"FAN output {tuple(out.shape)}, expected [N, {NUM_LANDMARKS}, {HEATMAP}, {HEATMAP}]")
+        return out.float().cpu().numpy()
+
+    @staticmethod
+    def points(heatmaps: np.ndarray, box) -> tuple[np.ndarray, np.ndarray]:
+        """[68, 2] float32 image pixels and [68] heatmap peaks from one box's heatmaps."""
+        centre, scale = centre_scale(box)
         pts, scores = decode_heatmaps(heatmaps)
         return heatmap_to_image(pts, centre, scale), scores
+
+    def landmarks(self, image: np.ndarray, box) -> tuple[np.ndarray, np.ndarray]:
+        """[68, 2] float32 image pixels and [68] heatmap peaks for one box (x1, y1, x2, y2)."""
+        return self.points(self.heatmaps(crop(image, *centre_scale(box))[None])[0], box)

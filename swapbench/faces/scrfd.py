@@ -113,7 +113,7 @@ def decode(outputs: list[np.ndarray], input_hw: tuple[int, int], threshold: floa
         raise ValueError(f"not an SCRFD model: {len(outputs)} outputs (expected one of {sorted(_LAYOUTS)})")
     strides, num_anchors, use_kps = _LAYOUTS[len(outputs)]
     fmc = len(strides)
-    outs = [o[0] if o.ndim == 3 else o for o in outputs]  # batched exports: [1, N, C]
+    outs = [o[0] if o.ndim == 3 else o for o in outputs]  # exports with a batch axis: [1, N, C]
     scores, boxes, kpss = [], [], []
     for i, stride in enumerate(strides):
         h, w = input_hw[0] // stride, input_hw[1] // stride
@@ -138,8 +138,11 @@ class SCRFD:
         import onnxruntime
 
         self.session = onnxruntime.InferenceSession(str(model_path), providers=list(providers))
-        self.input_name = self.session.get_inputs()[0].name
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
         self.output_names = [o.name for o in self.session.get_outputs()]
+        # Exports with a free batch axis keep it in the outputs ([B, N, C]); det_10g.onnx has neither.
+        self.batch_free = not isinstance(inp.shape[0], int) and len(self.session.get_outputs()[0].shape) == 3
         if len(self.output_names) not in _LAYOUTS:
             raise ValueError(f"{model_path} is not an SCRFD model: {len(self.output_names)} outputs")
         self.input_size = input_size
@@ -159,17 +162,28 @@ class SCRFD:
         blob = (canvas.astype(np.float32) - INPUT_MEAN) / INPUT_STD
         return blob.transpose(2, 0, 1)[None].copy(), new_h / h
 
-    def detect(self, image: np.ndarray, max_num: int = 0) -> list[Detection]:
-        """Faces in an RGB uint8 image, best score first (or, with max_num, insightface's pick)."""
-        blob, scale = self.preprocess(image)
-        outputs = self.session.run(self.output_names, {self.input_name: blob})
-        scores, boxes, kpss = decode(outputs, blob.shape[2:], self.det_thresh)
+    def run(self, blobs: list[np.ndarray]) -> list[list[np.ndarray]]:
+        """The network's outputs for each [1, 3, S, S] blob: one call for all where the model's batch axis
+        is free, else one call per blob."""
+        if self.batch_free and len(blobs) > 1:
+            outputs = self.session.run(self.output_names, {self.input_name: np.concatenate(blobs)})
+            return [[o[i:i + 1] for o in outputs] for i in range(len(blobs))]
+        return [self.session.run(self.output_names, {self.input_name: blob}) for blob in blobs]
+
+    def postprocess(self, outputs: list[np.ndarray], scale: float, image_shape, max_num: int = 0) -> list[Detection]:
+        """Detections from one image's network outputs, best score first (or, with max_num, insightface's pick)."""
+        scores, boxes, kpss = decode(outputs, (self.input_size, self.input_size), self.det_thresh)
         boxes, kpss = boxes / scale, (kpss / scale if kpss is not None else None)
         order = scores.argsort()[::-1]
         keep = order[nms(boxes[order], scores[order], self.nms_thresh)]
         if max_num > 0 and len(keep) > max_num:
-            keep = keep[_pick(boxes[keep], image.shape, max_num)]
+            keep = keep[_pick(boxes[keep], image_shape, max_num)]
         return [Detection(boxes[i], float(scores[i]), None if kpss is None else kpss[i]) for i in keep]
+
+    def detect(self, image: np.ndarray, max_num: int = 0) -> list[Detection]:
+        """Faces in an RGB uint8 image, best score first (or, with max_num, insightface's pick)."""
+        blob, scale = self.preprocess(image)
+        return self.postprocess(self.run([blob])[0], scale, image.shape, max_num)
 
 
 def _pick(boxes: np.ndarray, shape, max_num: int) -> np.ndarray:
