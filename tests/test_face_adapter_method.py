@@ -44,7 +44,7 @@ def test_registry_options_and_declared_weights():
     assert cls is FaceAdapter and FaceAdapter.Options().steps == 25 and FaceAdapter.Options().guidance == 5.0
     assert FaceAdapter.Options().official_dropout is False
     names = {wf.name for wf in WEIGHTS}
-    assert {"face_adapter/controlnet", "face_adapter/stable-diffusion-v1-5", "face_adapter/sd-vae-ft-mse",
+    assert {"face_adapter/FaceAdapter", "face_adapter/stable-diffusion-v1-5", "face_adapter/sd-vae-ft-mse",
             "deep3d/BFM_model_front", "face_adapter/insightface_glint360k"} <= names
     with pytest.raises(ValueError):
         FaceAdapter({"steps": 0})
@@ -56,6 +56,31 @@ def test_missing_files_are_all_listed_before_any_work(tmp_path):
     msg = str(exc.value)
     for wf in WEIGHTS:
         assert wf.filename in msg
+
+
+def test_folders_are_checked_and_hashed_by_their_members(root, tmp_path):
+    """The files read from a folder are required, published checksums checked, and only they are hashed."""
+    import dataclasses
+    import shutil
+
+    from swapbench.methods.face_adapter.method import FACE_ADAPTER, SD15
+    from swapbench.weights import hash_of
+
+    with pytest.raises(WeightsError, match=r"unet/diffusion_pytorch_model.safetensors does not match its checksum: "
+                                           r"expected sha256 19da7aaa"):
+        resolve([SD15], root)  # random tiny weights are not the Hub's UNet
+    unverified = dataclasses.replace(SD15, members=tuple(dataclasses.replace(m, sha256=()) for m in SD15.members))
+    assert resolve([unverified], root)[SD15.name] == root / SD15.filename
+    copy = tmp_path / "FaceAdapter"
+    shutil.copytree(root / "FaceAdapter", copy)
+    before = hash_of(FACE_ADAPTER, copy)
+    (copy / "README.md").write_text("not read by the method")
+    assert hash_of(FACE_ADAPTER, copy) == before
+    shutil.copytree(root / SD15.filename / "unet", copy / "pretrained_unet")  # the optional replacement UNet
+    assert hash_of(FACE_ADAPTER, copy) != before
+    (copy / "controlnet" / "config.json").unlink()
+    with pytest.raises(WeightsError, match=r"FaceAdapter lacks controlnet/config.json \(face_adapter/FaceAdapter\)"):
+        resolve([FACE_ADAPTER], tmp_path)
 
 
 def test_a_wrong_token_decoder_file_is_refused_with_its_name(root, tmp_path):

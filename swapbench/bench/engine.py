@@ -65,7 +65,7 @@ def run(cfg: dict, reporter: Reporter | None = None) -> list[MethodRun]:
     needed = list(dict.fromkeys([f for m in instances for f in m.weights]
                                 + [f for b in backend_classes.values() for f in b.weights] + list(detector.weights)))
     paths = weights.resolve(needed, cfg["weights_dir"])
-    hashes = {name: weights.sha256_of(p) for name, p in paths.items()}
+    hashes = {f.name: weights.hash_of(f, paths[f.name]) for f in needed}
     for method in instances:
         if method.weights:
             method.load_weights({f.name: weights.load(f, paths[f.name]) for f in method.weights})

@@ -38,6 +38,20 @@ FORMATS = ("state_dict", "checkpoint", "safetensors", "onnx", "torchscript", "ma
 
 
 @dataclass(frozen=True)
+class Member:
+    """A file that a method reads from a folder weight: its path in the folder, or alternatives in the order
+    the loader tries them (diffusers reads safetensors before .bin), and the sha256 values published for
+    the first path (any one of them; empty: none published; the alternatives are read unverified)."""
+
+    paths: tuple[str, ...]
+    sha256: tuple[str, ...] = ()
+    optional: bool = False  # read when present (e.g. a release's replacement UNet)
+
+    def find(self, folder: Path) -> Path | None:
+        return next((Path(folder) / p for p in self.paths if (Path(folder) / p).is_file()), None)
+
+
+@dataclass(frozen=True)
 class WeightFile:
     """One model file (or folder) from an official release."""
 
@@ -54,6 +68,9 @@ class WeightFile:
     # The file sits behind a registration or licence form: `bench weights download` prints
     # instructions (url, note, destination) instead of fetching it.
     manual: bool = False
+    # Folders: the files read from it. They are checked before any work, and a run records the hash of
+    # these files alone (hash_of), so other files of a Hub snapshot neither cost hashing time nor change it.
+    members: tuple[Member, ...] = ()
 
     def __post_init__(self):
         if self.format not in FORMATS:
@@ -110,6 +127,29 @@ def folder_sha256(path: Path) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
+def hash_of(f: WeightFile, path: Path) -> str:
+    """The sha256 a run records: of the file; of a folder with declared members, of the sorted
+    "relative path  sha256" lines of the members present (else of every file, as folder_sha256)."""
+    if f.format != "folder" or not f.members:
+        return sha256_of(path)
+    lines = sorted(f"{p.relative_to(path).as_posix()}  {sha256_of(p)}" for m in f.members if (p := m.find(path)))
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def folder_problems(f: WeightFile, folder: Path, verify: bool = True) -> list[str]:
+    """Missing members of a folder weight, and members that do not match a published checksum."""
+    problems = []
+    for m in f.members:
+        p = m.find(folder)
+        if p is None:
+            if not m.optional:
+                problems.append(f"{folder} lacks {' or '.join(m.paths)} ({f.name}): get it from {f.url}")
+        elif verify and m.sha256 and p == Path(folder) / m.paths[0] and sha256_of(p) not in m.sha256:
+            problems.append(f"{p} does not match its checksum: expected sha256 {' or '.join(m.sha256)}, "
+                            f"got {sha256_of(p)}")
+    return problems
+
+
 def locate(f: WeightFile, weights_dir=None) -> Path | None:
     for d in search_dirs(weights_dir):
         p = d / f.filename
@@ -138,6 +178,9 @@ def resolve(files, weights_dir=None) -> dict[str, Path]:
             if actual != f.sha256:
                 problems.append(f"{p} does not match its checksum: expected sha256 {f.sha256}, got {actual}")
                 continue
+        if f.members and (bad := folder_problems(f, p)):
+            problems.extend(bad)
+            continue
         found[f.name] = p
     if problems:
         raise WeightsError("weights not available:\n  " + "\n  ".join(problems))
@@ -148,7 +191,7 @@ def resolve(files, weights_dir=None) -> dict[str, Path]:
 class WeightStatus:
     file: WeightFile
     path: Path | None
-    status: str  # "present" | "missing" | "checksum mismatch" | "present (unverified)"
+    status: str  # "present" | "missing" | "checksum mismatch" | "present (unverified)" | "incomplete" (folders)
     sha256: str | None = field(default=None)
 
 
@@ -156,6 +199,12 @@ def status(f: WeightFile, weights_dir=None, verify: bool = True) -> WeightStatus
     p = locate(f, weights_dir)
     if p is None:
         return WeightStatus(f, None, "missing")
+    if f.members:
+        bad = folder_problems(f, p, verify)
+        if bad:
+            return WeightStatus(f, p, "checksum mismatch" if any("checksum" in b for b in bad) else "incomplete")
+        return WeightStatus(f, p, "present" if verify and any(m.sha256 and m.find(p) == p / m.paths[0] for m in f.members) else
+                            "present (unverified)", hash_of(f, p) if verify else None)
     if f.sha256 is None or not verify:
         return WeightStatus(f, p, "present (unverified)")
     actual = sha256_of(p)

@@ -50,21 +50,30 @@ from swapbench.methods.diffusion import randn_per_pair
 from swapbench.methods.face_adapter import condition as C
 from swapbench.methods.face_adapter.tokens import ID2Token, Image2Token
 from swapbench.methods.nets.iresnet import iresnet18, iresnet100
-from swapbench.weights import WeightFile, WeightsError, state_dict_problems
+from swapbench.weights import Member, WeightFile, WeightsError, state_dict_problems
 
 log = logging.getLogger(__name__)
 
 HF = "hf://FaceAdapter/FaceAdapter"
 NONCOMMERCIAL = "no licence published with the Face-Adapter code or model card (FaceAdapter/FaceAdapter); research use"
-CONTROLNET = WeightFile(
-    name="face_adapter/controlnet", filename="FaceAdapter/controlnet", format="folder", url=f"{HF}/controlnet",
-    licence=NONCOMMERCIAL, manual=True,
-    note="diffusers ControlNetModel folder of the Hugging Face repository FaceAdapter/FaceAdapter (download the "
-         "repository into FaceAdapter/; a pretrained_unet/ folder there, if any, replaces the SD1.5 UNet as officially)")
-VISION_ENCODER = WeightFile(
-    name="face_adapter/vision_encoder", filename="FaceAdapter/vision_encoder", format="folder",
-    url=f"{HF}/vision_encoder", licence="MIT (laion/CLIP-ViT-H-14-laion2B-s32B-b79K)", manual=True,
-    note="transformers CLIPVisionModel folder (CLIP ViT-H/14) of FaceAdapter/FaceAdapter")
+# Folder members (swapbench.weights.Member): what diffusers / transformers read, safetensors before .bin.
+_DIFFUSERS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+
+
+def _model(folder: str, files=_DIFFUSERS, sha256=(), optional=False) -> tuple[Member, Member]:
+    return (Member((f"{folder}/config.json",), optional=optional),
+            Member(tuple(f"{folder}/{f}" for f in files), sha256, optional))
+
+
+FACE_ADAPTER = WeightFile(
+    name="face_adapter/FaceAdapter", filename="FaceAdapter", format="folder", url=HF, licence=NONCOMMERCIAL,
+    manual=True,
+    members=(*_model("controlnet"), *_model("vision_encoder", ("model.safetensors", "pytorch_model.bin")),
+             *_model("pretrained_unet", optional=True)),
+    note="snapshot of the Hugging Face repository FaceAdapter/FaceAdapter (`huggingface-cli download "
+         "FaceAdapter/FaceAdapter --local-dir FaceAdapter`): controlnet/ (diffusers ControlNetModel), vision_encoder/ "
+         "(transformers CLIPVisionModel) and, where the release has it, pretrained_unet/, which then replaces the "
+         "SD1.5 UNet as officially; the Hub publishes no checksums for them")
 ID2TOKEN = WeightFile(
     name="face_adapter/net_id2token", filename="FaceAdapter/net_id2token.pth", format="state_dict",
     url=f"{HF}/net_id2token.pth", licence=NONCOMMERCIAL, note="identity token decoder")
@@ -79,20 +88,30 @@ ARCFACE = WeightFile(
     name="face_adapter/insightface_glint360k", filename="FaceAdapter/third_party/insightface_glint360k.pth",
     format="state_dict", url=f"{HF}/third_party/insightface_glint360k.pth",
     licence="insightface glint360k iresnet100: non-commercial research only", note="ArcFace iresnet100")
+# The file at the official repository's commit 6e31388; GitHub publishes no checksum, and a hash set here
+# would refuse every test file, so the run records the file's sha256 (82471ac5...7edec0 for the official one).
 EMPTY_PROMPT = WeightFile(
     name="face_adapter/empty_prompt_embedding", filename="empty_prompt_embedding.pth", format="checkpoint",
-    url="https://github.com/FaceAdapter/Face-Adapter/raw/main/empty_prompt_embedding.pth",
-    licence="SD1.5 CLIP text encoder output (CreativeML Open RAIL-M)",
-    note="fp16 [1, 77, 768] text-encoder output for the empty prompt, from the official GitHub repository")
+    url="https://github.com/FaceAdapter/Face-Adapter/raw/6e313885188e05740a7c40e12c1b9015c748bf08/empty_prompt_embedding.pth",
+    licence="SD1.5 CLIP text encoder output (CreativeML Open RAIL-M)", size=119_591,
+    note="fp16 [1, 77, 768] text-encoder output for the empty prompt, from the official GitHub repository "
+         "(sha256 82471ac59f40cc793a46b916a4e23ee0c1c69209a95cf281deafac693d7edec0)")
+# Git LFS object ids (= sha256) of the Hub files: the SD1.5 UNet as the Hub serves it now (19da...) and an
+# earlier upload of the same weights (d27c..., 4 bytes shorter), and the ft-MSE VAE at revision 31f26fde.
+SD15_UNET_SHA256 = ("19da7aaa4b880e59d56843f1fcb4dd9b599c28a1d9d9af7c1143057c8ffae9f1",
+                    "d27cd69d4a0aa32105087a619f32a51bc087e133be93fe23da92f3c0bcc07d79")
+VAE_SHA256 = ("a1d993488569e928462932c8c38a0760b874d166399b14414135bd9c42df5815",)
 SD15 = WeightFile(
     name="face_adapter/stable-diffusion-v1-5", filename="stable-diffusion-v1-5", format="folder",
     url="hf://stable-diffusion-v1-5/stable-diffusion-v1-5", licence="CreativeML Open RAIL-M", manual=True,
+    members=(*_model("unet", sha256=SD15_UNET_SHA256), Member(("scheduler/scheduler_config.json",))),
     note="diffusers snapshot of Stable Diffusion 1.5 (runwayml/stable-diffusion-v1-5); unet/ and scheduler/ are used")
 VAE = WeightFile(
     name="face_adapter/sd-vae-ft-mse", filename="sd-vae-ft-mse", format="folder", url="hf://stabilityai/sd-vae-ft-mse",
-    licence="MIT (stabilityai/sd-vae-ft-mse)", manual=True, note="diffusers AutoencoderKL folder")
+    licence="MIT (stabilityai/sd-vae-ft-mse)", manual=True,
+    members=(Member(("config.json",)), Member(_DIFFUSERS, VAE_SHA256)), note="diffusers AutoencoderKL folder")
 PARSER = parsing.WEIGHTS
-WEIGHTS = (SD15, VAE, CONTROLNET, VISION_ENCODER, ID2TOKEN, IMAGE2TOKEN, D3DFR, ARCFACE, BFM_MODEL_FRONT, EMPTY_PROMPT, PARSER)
+WEIGHTS = (SD15, VAE, FACE_ADAPTER, ID2TOKEN, IMAGE2TOKEN, D3DFR, ARCFACE, BFM_MODEL_FRONT, EMPTY_PROMPT, PARSER)
 
 
 @dataclass(frozen=True)
@@ -182,14 +201,15 @@ class FaceAdapter(SwapMethod):
             except (OSError, ValueError) as exc:
                 raise WeightsError(f"{state[wf.name]} ({wf.name}) is not a {what} folder: {exc}. Get it from {wf.url}") from exc
 
-        sd15, controlnet_dir = state[SD15.name], state[CONTROLNET.name]
-        own_unet = controlnet_dir.parent / "pretrained_unet"
+        sd15, release = state[SD15.name], state[FACE_ADAPTER.name]
+        own_unet = release / "pretrained_unet"
         unet_dir = own_unet if own_unet.is_dir() else sd15 / "unet"
         self.unet = folder(SD15, "diffusers UNet", lambda: UNet2DConditionModel.from_pretrained(unet_dir)).eval()
         self.scheduler_config = folder(SD15, "diffusers scheduler", lambda: EulerDiscreteScheduler.load_config(sd15 / "scheduler"))
         self.vae = folder(VAE, "diffusers AutoencoderKL", lambda: AutoencoderKL.from_pretrained(state[VAE.name])).eval()
-        self.controlnet = folder(CONTROLNET, "diffusers ControlNet", lambda: ControlNetModel.from_pretrained(controlnet_dir)).eval()
-        self.vision = folder(VISION_ENCODER, "CLIP vision", lambda: CLIPVisionModel.from_pretrained(state[VISION_ENCODER.name])).eval()
+        self.controlnet = folder(FACE_ADAPTER, "diffusers ControlNet",
+                                 lambda: ControlNetModel.from_pretrained(release / "controlnet")).eval()
+        self.vision = folder(FACE_ADAPTER, "CLIP vision", lambda: CLIPVisionModel.from_pretrained(release / "vision_encoder")).eval()
 
         self.adapters = Adapters(self.arch, self.vision.config.hidden_size)
         self._load(self.adapters.id2token, state[ID2TOKEN.name], ID2TOKEN)
