@@ -37,7 +37,7 @@ from swapbench.datasets import get_protocol
 from swapbench.methods.base import FaceBatch
 from swapbench.methods.ghost.random_weights import random_state_dict
 
-DEFAULT_METHODS = ("ghost", "megafs", "fslsd", "reface", "diffswap")
+DEFAULT_METHODS = ("ghost", "megafs", "fslsd", "reface", "diffswap", "face_adapter")
 AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": None}
 
 
@@ -68,10 +68,43 @@ def build(name: str, overrides: dict, steps: int, device: torch.device):
     if "steps" in {f.name for f in dataclasses.fields(cls.Options)}:
         section.setdefault("steps", steps)
     method = cls.from_config({"engine": {"seed": 0}, name: section})
+    if name in STOCK:
+        STOCK[name](method)
     state = method.state_dict()
     method.load_state_dict(random_state_dict(state), strict=True)
     method.weights_loaded = True  # the flag every weighted method checks before swapping
     return method.to(device).eval()
+
+
+# Face-Adapter's stock parts (SD1.5 UNet, ControlNet, VAE, CLIP ViT-H/14 vision tower) are not ported modules:
+# its load_weights opens them from diffusers / transformers folders. Here they are built from the released
+# architectures' configs (benchmarks/face_adapter_speed.py) and handed over the same way; the full-size BFM,
+# the adapters and the empty-prompt embedding are then filled like every other parameter.
+FACE_ADAPTER_STOCK = None  # None: full size; tests put tiny configs here
+
+
+def face_adapter_stock(method) -> None:
+    from diffusers import (
+        AutoencoderKL,
+        ControlNetModel,
+        EulerDiscreteScheduler,
+        UNet2DConditionModel,
+    )
+    from face_adapter_speed import CLIP_H, SD15_CONTROLNET, SD15_UNET, SD_VAE
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    from swapbench.faces.deep3d import BFMLandmarks
+
+    c = FACE_ADAPTER_STOCK or {"unet": SD15_UNET, "controlnet": SD15_CONTROLNET, "vae": SD_VAE, "clip": CLIP_H}
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1)
+    method.use_stock_modules(UNet2DConditionModel(**c["unet"]), scheduler.config, AutoencoderKL(**c["vae"]),
+                             ControlNetModel(**c["controlnet"]), CLIPVisionModel(CLIPVisionConfig(**c["clip"])))
+    method.bfm = BFMLandmarks(size=256, n_vertices=c.get("bfm_vertices", 35709))
+    method.register_buffer("empty_prompt", torch.randn(1, method.arch.max_length, method.arch.token_width,
+                                                       generator=torch.Generator().manual_seed(0)), persistent=False)
+
+
+STOCK = {"face_adapter": face_adapter_stock}
 
 
 def faces(method, n: int) -> tuple[FaceBatch, FaceBatch]:

@@ -1,6 +1,7 @@
 """Measurements at protocol scale: the face stage in worker processes, and memory against protocol size.
 
     python benchmarks/scale.py faces --images 504 --workers 1 2      # face-stage speed-up, 1024 px images
+    python benchmarks/scale.py faces --detector scrfd --device cuda --detect-batch 32 --workers 16   # GPU box
     python benchmarks/scale.py memory --pairs 1000 10000              # peak RSS of `bench run` per size
     python benchmarks/scale.py memory --pairs 200 2000 --images 48 --methods target --metrics pose=mediapipe_pose
 
@@ -77,13 +78,15 @@ def faces(args):
 
     root = Path(tempfile.mkdtemp(prefix="swapbench-faces-"))
     protocol = synthetic(root / "images", args.images, 1024)
-    print(f"{len(protocol.images)} distinct {1024}px images; conventions {args.conventions}; {load()}")
+    print(f"{len(protocol.images)} distinct {1024}px images; conventions {args.conventions}; detector {args.detector} "
+          f"on {args.device if args.detect_batch > 1 else 'cpu'}, {args.detect_batch} image(s) per forward; {load()}")
     times: dict[int, list[float]] = {w: [] for w in args.workers}
     for rep in range(args.repeats):
         for w in args.workers:
             store_dir = root / f"store-{w}-{rep}"
             t0 = time.perf_counter()
-            prepare(protocol, args.conventions, Store(store_dir / "r.sqlite"), workers=w)
+            prepare(protocol, args.conventions, Store(store_dir / "r.sqlite"), workers=w, detector=args.detector,
+                    weights_dir=args.weights_dir, device=args.device, detect_batch=args.detect_batch)
             times[w].append(time.perf_counter() - t0)
             print(f"  workers={w} repeat {rep}: {times[w][-1]:.1f} s ({load()})", flush=True)
             shutil.rmtree(store_dir)
@@ -150,6 +153,10 @@ def main():
     f.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     f.add_argument("--repeats", type=int, default=1)
     f.add_argument("--conventions", nargs="+", default=["ffhq_256"])
+    f.add_argument("--detector", default="dlib_hog", help="face.detector (scrfd and face_alignment batch on --device)")
+    f.add_argument("--device", default="cpu", help="where a batched detector's network runs, e.g. cuda")
+    f.add_argument("--detect-batch", type=int, default=1, help="images per detector forward (engine.detect_batch)")
+    f.add_argument("--weights-dir", help="folder with the detector's model files")
     m = sub.add_parser("memory", help="peak resident memory of `bench run` against protocol size")
     m.add_argument("--pairs", type=int, nargs="+", default=[1000, 10000])
     m.add_argument("--images", type=int, default=108, help="distinct images (all sizes use the same ones)")

@@ -204,14 +204,12 @@ class FaceAdapter(SwapMethod):
         sd15, release = state[SD15.name], state[FACE_ADAPTER.name]
         own_unet = release / "pretrained_unet"
         unet_dir = own_unet if own_unet.is_dir() else sd15 / "unet"
-        self.unet = folder(SD15, "diffusers UNet", lambda: UNet2DConditionModel.from_pretrained(unet_dir)).eval()
-        self.scheduler_config = folder(SD15, "diffusers scheduler", lambda: EulerDiscreteScheduler.load_config(sd15 / "scheduler"))
-        self.vae = folder(VAE, "diffusers AutoencoderKL", lambda: AutoencoderKL.from_pretrained(state[VAE.name])).eval()
-        self.controlnet = folder(FACE_ADAPTER, "diffusers ControlNet",
-                                 lambda: ControlNetModel.from_pretrained(release / "controlnet")).eval()
-        self.vision = folder(FACE_ADAPTER, "CLIP vision", lambda: CLIPVisionModel.from_pretrained(release / "vision_encoder")).eval()
-
-        self.adapters = Adapters(self.arch, self.vision.config.hidden_size)
+        self.use_stock_modules(
+            folder(SD15, "diffusers UNet", lambda: UNet2DConditionModel.from_pretrained(unet_dir)),
+            folder(SD15, "diffusers scheduler", lambda: EulerDiscreteScheduler.load_config(sd15 / "scheduler")),
+            folder(VAE, "diffusers AutoencoderKL", lambda: AutoencoderKL.from_pretrained(state[VAE.name])),
+            folder(FACE_ADAPTER, "diffusers ControlNet", lambda: ControlNetModel.from_pretrained(release / "controlnet")),
+            folder(FACE_ADAPTER, "CLIP vision", lambda: CLIPVisionModel.from_pretrained(release / "vision_encoder")))
         self._load(self.adapters.id2token, state[ID2TOKEN.name], ID2TOKEN)
         self._load(self.adapters.image2token, state[IMAGE2TOKEN.name], IMAGE2TOKEN)
         self._load(self.adapters.arcface, state[ARCFACE.name], ARCFACE)
@@ -235,6 +233,13 @@ class FaceAdapter(SwapMethod):
                                f"{self.arch.token_width}] tensor; download it from {EMPTY_PROMPT.url}")
         self.register_buffer("empty_prompt", empty.float().view(1, self.arch.max_length, self.arch.token_width), persistent=False)
         self.weights_loaded = True
+
+    def use_stock_modules(self, unet, scheduler_config, vae, controlnet, vision) -> None:
+        """The diffusers / transformers parts as loaded from their folders, and adapter modules sized for the
+        vision tower (their weights follow in load_weights; benchmarks/method_memory.py fills them at random)."""
+        self.unet, self.vae, self.controlnet, self.vision = unet.eval(), vae.eval(), controlnet.eval(), vision.eval()
+        self.scheduler_config = scheduler_config
+        self.adapters = Adapters(self.arch, self.vision.config.hidden_size)
 
     def _load(self, module: torch.nn.Module, sd, wf: WeightFile) -> None:
         problems = state_dict_problems(module.state_dict(), sd)
