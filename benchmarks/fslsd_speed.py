@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from timing import (
-    timed_interleaved,  # benchmarks/timing.py (this folder is on sys.path when a script runs)
+    print_medians,  # benchmarks/timing.py (this folder is on sys.path when a script runs)
 )
 
 from swapbench.faces.parsing import WEIGHTS as PARSER_WEIGHTS
@@ -143,10 +143,7 @@ def main() -> None:
             big = rw.parity_images(1, 1024, 2)
             pair = (FaceBatch(big[:1], torch.zeros(1, 68, 2)), FaceBatch(big[1:2], torch.zeros(1, 68, 2)))
             fns[("swapbench", "full swap()")] = lambda p=pair: port.swap(*p)
-        times = timed_interleaved(fns, args.repeats)
-        for (impl, what), t in times.items():
-            med = float(np.median(t))
-            print(f"| {impl} | {what} | {b} | {med:.2f} | {b / med:.3f} |")
+        print_medians(fns, args.repeats, b)
 
 
 if __name__ == "__main__":

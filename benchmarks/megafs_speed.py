@@ -30,7 +30,7 @@ import torch
 from swapbench.methods.base import FaceBatch
 from swapbench.methods.megafs import MegaFS, MegaFSInjection, MegaFSLCR
 from swapbench.methods.megafs import random_weights as rw
-from timing import timed_interleaved  # benchmarks/timing.py (this folder is on sys.path when a script runs)
+from timing import print_medians  # benchmarks/timing.py (this folder is on sys.path when a script runs)
 
 CLASSES = {"ftm": MegaFS, "injection": MegaFSInjection, "lcr": MegaFSLCR}
 
@@ -109,10 +109,7 @@ def main() -> None:
             big = torch.nn.functional.interpolate(imgs, size=(1024, 1024), mode="bilinear")
             fns[("swapbench", "full swap()")] = lambda: port.swap(FaceBatch(big[:1], torch.zeros(1, 68, 2)),
                                                                   FaceBatch(big[1:2], torch.zeros(1, 68, 2)))
-        times = timed_interleaved(fns, args.repeats)
-        for (impl, what), t in times.items():
-            med = float(np.median(t))
-            print(f"| {impl} | {what} | {b} | {med:.2f} | {b / med:.3f} |")
+        print_medians(fns, args.repeats, b)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 
 
@@ -23,3 +24,11 @@ def timed_interleaved(fns: dict, repeats: int, warmup: int = 1) -> dict[str, lis
 def best(fn, repeats: int, warmup: int = 0) -> float:
     """The least disturbed of `repeats` timed calls, in seconds."""
     return min(timed_interleaved({"fn": fn}, repeats, warmup)["fn"])
+
+
+def print_medians(fns: dict, repeats: int, batch: int) -> None:
+    """Times (implementation, what) -> fn interleaved and prints one markdown row each: median seconds
+    per call and swaps per second at this batch size."""
+    for (impl, what), t in timed_interleaved(fns, repeats).items():
+        med = statistics.median(t)
+        print(f"| {impl} | {what} | {batch} | {med:.2f} | {batch / med:.3f} |")

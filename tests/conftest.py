@@ -26,6 +26,17 @@ def bench(*args, store=None, check=True, timeout=900, env=None):
     return proc
 
 
+def complete_run(store, method: str) -> tuple[dict, Path, bool]:
+    """The complete run of `method` in a results store: ({pair id: ok}, its files folder, publishable)."""
+    import sqlite3
+
+    db = sqlite3.connect(store)
+    (run_id, publishable) = db.execute(
+        "SELECT run_id, publishable FROM runs WHERE method=? AND status='complete'", (method,)).fetchone()
+    swaps = dict(db.execute("SELECT pair_id, ok FROM swaps WHERE run_id=?", (run_id,)).fetchall())
+    return swaps, Path(store).parent / f"{Path(store).stem}.files" / "runs" / run_id, bool(publishable)
+
+
 @pytest.fixture(scope="session")
 def sample_crops():
     """Aligned ffhq_256 crops and landmarks of the bundled samples, keyed by image key."""

@@ -56,3 +56,15 @@ def to_tensor(*crops: np.ndarray):
     import torch
 
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255
+
+
+def smooth_batch(seed: int, n: int = 3, size: int = 256):
+    """A FaceBatch of n smooth random images (bilinear 16 px noise) with zero landmarks: inputs for
+    methods whose swap does not read landmarks."""
+    import torch
+
+    from swapbench.methods.base import FaceBatch
+
+    g = torch.Generator().manual_seed(seed)
+    img = torch.nn.functional.interpolate(torch.rand(n, 3, 16, 16, generator=g), size=(size, size), mode="bilinear")
+    return FaceBatch(img, torch.zeros(n, 68, 2))

@@ -1,7 +1,6 @@
 """Face-Adapter through `bench run` with random-weight files in the official layouts (tiny test config)."""
 
 import dataclasses
-import sqlite3
 
 import numpy as np
 import pytest
@@ -9,6 +8,7 @@ from PIL import Image
 
 pytest.importorskip("diffusers")
 
+from conftest import complete_run
 from face_adapter_inputs import write_tiny_weights
 
 from swapbench import cli
@@ -29,12 +29,8 @@ def test_face_adapter_runs_end_to_end_with_official_layout_files(tmp_path, capsy
     out, err = capsys.readouterr()
     assert rc == 0, out + err
     assert "| face_adapter |" in out
-    db = sqlite3.connect(store)
-    (run_id, publishable) = db.execute(
-        "SELECT run_id, publishable FROM runs WHERE method='face_adapter' AND status='complete'").fetchone()
+    swaps, files, publishable = complete_run(store, "face_adapter")
     assert not publishable  # the tiny test configuration never reaches a published leaderboard
-    rows = db.execute("SELECT pair_id, ok FROM swaps WHERE run_id=?", (run_id,)).fetchall()
-    assert len(rows) == 2 and all(ok for _, ok in rows)
-    files = store.parent / "r.files" / "runs" / run_id
-    for pair_id, _ in rows:
+    assert len(swaps) == 2 and all(swaps.values())
+    for pair_id in swaps:
         assert np.asarray(Image.open(files / "raw" / f"{pair_id}.png")).shape == (512, 512, 3)

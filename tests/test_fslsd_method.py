@@ -6,10 +6,11 @@ encoder, bald mapping, H3R and parser are full size) keep these tests fast.
 """
 
 import dataclasses
-import sqlite3
 
 import pytest
 import torch
+from conftest import complete_run
+from faces import smooth_batch
 
 from swapbench import cli
 from swapbench.faces.parsing import WEIGHTS as PARSER_WEIGHTS
@@ -39,12 +40,6 @@ def fslsd(state):
     m = FSLSD(generator_size=GEN)
     m.load_weights(state)
     return m
-
-
-def _batch(seed, n=3, size=256):
-    g = torch.Generator().manual_seed(seed)
-    img = torch.nn.functional.interpolate(torch.rand(n, 3, 16, 16, generator=g), size=(size, size), mode="bilinear")
-    return FaceBatch(img, torch.zeros(n, 68, 2))
 
 
 def test_registry_and_declared_files():
@@ -85,7 +80,7 @@ def test_weight_files_are_checked_before_loading(state):
         m.load_weights({**state, H3R_FILE.name: parser_state(0)})
     assert not m.weights_loaded
     with pytest.raises(RuntimeError, match="load_weights"):
-        m.swap(_batch(0, 1), _batch(1, 1))
+        m.swap(smooth_batch(0, 1), smooth_batch(1, 1))
 
 
 def test_swaps_do_not_depend_on_batch_size(fslsd, monkeypatch):
@@ -99,7 +94,7 @@ def test_swaps_do_not_depend_on_batch_size(fslsd, monkeypatch):
     monkeypatch.setattr(fslsd, "latents", lambda x: fslsd.latent_avg + x.mean((1, 2, 3)).view(-1, 1, 1))
     monkeypatch.setattr(fslsd, "landmarks", lambda x: 40 + 176 * x[:, :2, :106, 0].transpose(1, 2))
     monkeypatch.setattr(fslsd, "encoder_lmk", Delta())
-    src, tgt = _batch(0), _batch(1)
+    src, tgt = smooth_batch(0), smooth_batch(1)
     together = fslsd.swap(src, tgt)
     alone = torch.cat([fslsd.swap(FaceBatch(src.image[i:i + 1], src.landmarks[i:i + 1]),
                                   FaceBatch(tgt.image[i:i + 1], tgt.landmarks[i:i + 1])) for i in range(3)])
@@ -139,12 +134,8 @@ def test_fslsd_runs_end_to_end_with_official_format_files(tmp_path, capsys, monk
                    "--set", f"fslsd.generator_size={GEN}", "--store", str(store)])
     out, err = capsys.readouterr()
     assert rc == 0 and "| fslsd |" in out, out + err
-    db = sqlite3.connect(store)
-    (run_id, publishable) = db.execute(
-        "SELECT run_id, publishable FROM runs WHERE method='fslsd' AND status='complete'").fetchone()
-    assert not publishable
-    rows = db.execute("SELECT pair_id, ok FROM swaps WHERE run_id=?", (run_id,)).fetchall()
-    assert len(rows) == 2 and all(ok for _, ok in rows), rows
+    swaps, _, publishable = complete_run(store, "fslsd")
+    assert not publishable and len(swaps) == 2 and all(swaps.values()), swaps
 
 
 def test_preset_config_resolves():
@@ -172,7 +163,7 @@ def test_released_inputs_are_read_and_carried_into_the_crop(fslsd, state, tmp_pa
     batches = {}
     for n, index in enumerate((28000, 29000)):
         g = torch.Generator().manual_seed(n)
-        img = _batch(n, 1, side).image
+        img = smooth_batch(n, 1, side).image
         Image.fromarray((img[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(
             root / "CelebA-HQ-img" / f"{index}.jpg")
         np.save(root / "CelebA-HQ-latent" / f"{index}.npy", torch.randn(18, 512, generator=g).numpy())
@@ -210,7 +201,7 @@ def test_released_inputs_are_read_and_carried_into_the_crop(fslsd, state, tmp_pa
     ref_out = torch.nn.functional.interpolate(to_uint8_steps(ref_out), size=(side, side), mode="bilinear")
     assert torch.equal(out, ref_out)
     with pytest.raises(ValueError, match="fslsd.inputs=released"):
-        released.swap(_batch(0, 1), _batch(1, 1))
+        released.swap(smooth_batch(0, 1), smooth_batch(1, 1))
     with pytest.raises(ValueError, match="fslsd.inputs must be one of"):
         FSLSD(inputs="bogus")
 

@@ -1,10 +1,9 @@
 """GHOST through the whole `bench run` pipeline with random-weight files in the official format."""
 
-import sqlite3
 
 import numpy as np
 import torch
-from conftest import bench
+from conftest import bench, complete_run
 from PIL import Image
 
 from swapbench.methods.ghost import Ghost
@@ -21,12 +20,9 @@ def test_ghost_runs_end_to_end_with_official_format_files(tmp_path):
     proc = bench("run", "--no-progress", "--method", "ghost", "--subset", "2", "--batch-size", "2",
                  "--weights-dir", str(weights), "--set", "metrics={identity: dlib_resnet_v1}", store=store)
     assert "| ghost |" in proc.stdout
-    db = sqlite3.connect(store)
-    (run_id,) = db.execute("SELECT run_id FROM runs WHERE method='ghost' AND status='complete'").fetchone()
-    rows = db.execute("SELECT pair_id, ok FROM swaps WHERE run_id=?", (run_id,)).fetchall()
-    assert len(rows) == 2 and all(ok for _, ok in rows)
-    files = store.parent / "r.files" / "runs" / run_id
-    for pair_id, _ in rows:
+    swaps, files, _ = complete_run(store, "ghost")
+    assert len(swaps) == 2 and all(swaps.values())
+    for pair_id in swaps:
         raw = np.asarray(Image.open(files / "raw" / f"{pair_id}.png"))
         scored = np.asarray(Image.open(files / f"{pair_id}.png"))
         assert raw.shape == (224, 224, 3)  # GHOST's own crop

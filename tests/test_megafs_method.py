@@ -4,17 +4,16 @@ Random weights in the official layout (swapbench.methods.megafs.random_weights) 
 generator (generator_size=32; the encoder and swappers are full size) keep these tests fast.
 """
 
-import sqlite3
-
 import pytest
 import torch
+from conftest import bench, complete_run
+from faces import smooth_batch
 
-from conftest import bench
-from swapbench.weights import WeightsError
 from swapbench.methods import get
 from swapbench.methods.base import FaceBatch
 from swapbench.methods.megafs import STYLEGAN_FILE, SWAP_FILES, MegaFS, MegaFSLCR
 from swapbench.methods.megafs import random_weights as rw
+from swapbench.weights import WeightsError
 
 GEN = 32
 
@@ -29,12 +28,6 @@ def megafs(state):
     m = MegaFS(generator_size=GEN)
     m.load_weights(state)
     return m
-
-
-def _batch(seed, n=3, size=256):
-    g = torch.Generator().manual_seed(seed)
-    img = torch.nn.functional.interpolate(torch.rand(n, 3, 16, 16, generator=g), size=(size, size), mode="bilinear")
-    return FaceBatch(img, torch.zeros(n, 68, 2))
 
 
 def test_registry_names_and_declared_files():
@@ -58,13 +51,13 @@ def test_weight_files_are_checked_before_loading(state):
         m.load_weights({**state, SWAP_FILES["ftm"].name: injection})
     assert not m.weights_loaded
     with pytest.raises(RuntimeError, match="load_weights"):
-        m.swap(_batch(0, 1), _batch(1, 1))
+        m.swap(smooth_batch(0, 1), smooth_batch(1, 1))
 
 
 @pytest.fixture(scope="module")
 def batch3(megafs):
     """Three pairs swapped as one batch (shared by the tests below to keep the suite fast)."""
-    src, tgt = _batch(0), _batch(1)
+    src, tgt = smooth_batch(0), smooth_batch(1)
     return src, tgt, megafs.swap(src, tgt)
 
 
@@ -125,10 +118,8 @@ def test_megafs_runs_end_to_end_with_official_format_files(tmp_path):
                  "--weights-dir", str(weights), "--set", "metrics={identity: dlib_resnet_v1}",
                  "--set", f"megafs_lcr.generator_size={GEN}", store=store)
     assert "| megafs_lcr |" in proc.stdout, proc.stdout
-    db = sqlite3.connect(store)
-    (run_id,) = db.execute("SELECT run_id FROM runs WHERE method='megafs_lcr' AND status='complete'").fetchone()
-    rows = db.execute("SELECT pair_id, ok FROM swaps WHERE run_id=?", (run_id,)).fetchall()
-    assert len(rows) == 2 and all(ok for _, ok in rows), rows
+    swaps, _, _ = complete_run(store, "megafs_lcr")
+    assert len(swaps) == 2 and all(swaps.values()), swaps
 
 
 def test_preset_config_resolves():

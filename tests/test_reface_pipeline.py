@@ -1,6 +1,5 @@
 """REFace through `bench run` with random-weight files in the official formats (tiny test architecture)."""
 
-import sqlite3
 
 import numpy as np
 import pytest
@@ -9,8 +8,9 @@ from PIL import Image
 
 pytest.importorskip("diffusers")
 
-from conftest import bench  # noqa: E402
+from conftest import bench, complete_run  # noqa: E402
 from reface_inputs import write_lightning_checkpoint  # noqa: E402
+
 from swapbench.faces import parsing  # noqa: E402
 from swapbench.methods.ghost.random_weights import random_state_dict  # noqa: E402
 
@@ -27,12 +27,8 @@ def test_reface_runs_end_to_end_with_official_format_files(tmp_path, monkeypatch
                  env={"XDG_CACHE_HOME": str(tmp_path / "cache")})  # the converted checkpoint lands here
     assert list((tmp_path / "cache").rglob("reface-diffusers-v1-tiny-*.safetensors"))
     assert "| reface |" in proc.stdout
-    db = sqlite3.connect(store)
-    (run_id, publishable) = db.execute(
-        "SELECT run_id, publishable FROM runs WHERE method='reface' AND status='complete'").fetchone()
-    assert not publishable  # the tiny test architecture never reaches a published leaderboard
-    rows = db.execute("SELECT pair_id, ok FROM swaps WHERE run_id=?", (run_id,)).fetchall()
-    assert len(rows) == 2 and all(ok for _, ok in rows)
-    files = store.parent / "r.files" / "runs" / run_id
-    for pair_id, _ in rows:
+    swaps, files, publishable = complete_run(store, "reface")
+    assert not publishable  # the tiny test configuration never reaches a published leaderboard
+    assert len(swaps) == 2 and all(swaps.values())
+    for pair_id in swaps:
         assert np.asarray(Image.open(files / "raw" / f"{pair_id}.png")).shape == (512, 512, 3)  # REFace's crop

@@ -32,20 +32,25 @@ def _rows(store, table):
     return sqlite3.connect(store).execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
 
 
+def _same_crops_and_rows(a, b):
+    """(crops, store) of two face stages hold the same crops, files and rows."""
+    assert a[0].keys() == b[0].keys()
+    for k, x in a[0].items():
+        y = b[0][k]
+        assert (x.ok, x.reason, x.sha, x.image_sha) == (y.ok, y.reason, y.sha, y.image_sha), k
+        if x.ok:
+            assert x.path.read_bytes() == y.path.read_bytes(), k
+            assert np.array_equal(x.landmarks, y.landmarks) and np.array_equal(x.matrix, y.matrix), k
+    for table in ("faces", "images"):
+        assert _rows(a[1].path, table) == _rows(b[1].path, table), table
+
+
 def test_face_stage_in_two_workers_gives_the_same_crops_and_rows(tmp_path):
     protocol = get_protocol("samples")
     conventions = ["ffhq_256", "arcface_112"]
     stores = {n: Store(tmp_path / f"w{n}" / "r.sqlite") for n in (1, 2)}
     crops = {n: prepare(protocol, conventions, s, workers=n) for n, s in stores.items()}
-    assert crops[1].keys() == crops[2].keys()
-    for k, a in crops[1].items():
-        b = crops[2][k]
-        assert (a.ok, a.reason, a.sha, a.image_sha) == (b.ok, b.reason, b.sha, b.image_sha), k
-        if a.ok:
-            assert a.path.read_bytes() == b.path.read_bytes(), k
-            assert np.array_equal(a.landmarks, b.landmarks) and np.array_equal(a.matrix, b.matrix), k
-    for table in ("faces", "images"):
-        assert _rows(stores[1].path, table) == _rows(stores[2].path, table), table
+    _same_crops_and_rows((crops[1], stores[1]), (crops[2], stores[2]))
     # A second pass in workers finds every row and file and recomputes nothing.
     again = prepare(protocol, conventions, stores[2], workers=2)
     assert {k: (c.sha, c.reason) for k, c in again.items()} == {k: (c.sha, c.reason) for k, c in crops[2].items()}
@@ -187,18 +192,6 @@ def _protocol_with_bad_inputs(root):
     for name in ("truncated.jpg", "no_face.png", "several_faces.jpg", "grayscale.png", "missing.jpg"):
         refs[name] = ImageRef(name, name, str(files[name]))
     return Protocol("batched", "1", "samples and bad inputs", refs, [])
-
-
-def _same_crops_and_rows(a, b):
-    assert a[0].keys() == b[0].keys()
-    for k, x in a[0].items():
-        y = b[0][k]
-        assert (x.ok, x.reason, x.sha, x.image_sha) == (y.ok, y.reason, y.sha, y.image_sha), k
-        if x.ok:
-            assert x.path.read_bytes() == y.path.read_bytes(), k
-            assert np.array_equal(x.landmarks, y.landmarks) and np.array_equal(x.matrix, y.matrix), k
-    for table in ("faces", "images"):
-        assert _rows(a[1].path, table) == _rows(b[1].path, table), table
 
 
 def test_fan_in_batches_gives_the_crops_and_rows_of_image_by_image(tmp_path, monkeypatch):
