@@ -45,10 +45,13 @@ class Crop:
 
 
 def save_png(arr: np.ndarray, path: Path) -> None:
-    """Write atomically: a killed process never leaves a half-written file under the final name."""
+    """Write atomically: a killed process never leaves a half-written file under the final name.
+
+    zlib level 1: a 256 px crop encodes in about a quarter of the default level's time (6) for files about
+    12% larger; the pixels, which name and identify every file, are the same."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    Image.fromarray(arr).save(tmp, format="PNG")
+    Image.fromarray(arr).save(tmp, format="PNG", compress_level=1)
     os.replace(tmp, path)
 
 
