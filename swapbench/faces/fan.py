@@ -130,7 +130,3 @@ class FAN:
         centre, scale = centre_scale(box)
         pts, scores = decode_heatmaps(heatmaps)
         return heatmap_to_image(pts, centre, scale), scores
-
-    def landmarks(self, image: np.ndarray, box) -> tuple[np.ndarray, np.ndarray]:
-        """[68, 2] float32 image pixels and [68] heatmap peaks for one box (x1, y1, x2, y2)."""
-        return self.points(self.heatmaps(crop(image, *centre_scale(box))[None])[0], box)

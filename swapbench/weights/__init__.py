@@ -121,9 +121,13 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
 _SHA256_SEEN: dict[tuple, str] = {}
 
 
-def folder_sha256(path: Path) -> str:
-    lines = sorted(f"{p.relative_to(path).as_posix()}  {sha256_of(p)}" for p in Path(path).rglob("*")
-                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+def folder_sha256(path: Path, files=None) -> str:
+    """sha256 of the sorted "relative path  file sha256" lines of `files` (default: every file of the folder
+    but hidden ones)."""
+    if files is None:
+        files = (p for p in Path(path).rglob("*")
+                 if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    lines = sorted(f"{p.relative_to(path).as_posix()}  {sha256_of(p)}" for p in files)
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
@@ -132,8 +136,7 @@ def hash_of(f: WeightFile, path: Path) -> str:
     "relative path  sha256" lines of the members present (else of every file, as folder_sha256)."""
     if f.format != "folder" or not f.members:
         return sha256_of(path)
-    lines = sorted(f"{p.relative_to(path).as_posix()}  {sha256_of(p)}" for m in f.members if (p := m.find(path)))
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+    return folder_sha256(path, [p for m in f.members if (p := m.find(path))])
 
 
 def folder_problems(f: WeightFile, folder: Path, verify: bool = True) -> list[str]:
