@@ -276,3 +276,45 @@ def test_detection_batch_follows_the_device_unless_set():
     assert detection_device(config.load((), {"engine": {"accelerator": "cpu"}})) == {"device": "cpu", "detect_batch": 1}
     cfg = config.load((), {"engine": {"accelerator": "cpu", "detect_batch": 16}})
     assert detection_device(cfg) == {"device": "cpu", "detect_batch": 16}
+
+
+def _traced_peak(fn):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_set_level_scoring_makes_no_copy_of_all_swap_features(tmp_path):
+    """FID, FID-inf, KID, PRD and k-NN precision/recall read blocks and subsets of the one float32
+    matrix of swap features: numpy's peak grows with the number of swaps by less than half that
+    matrix (a single float64 copy of it would be twice its size)."""
+    from swapbench.metrics import distribution
+
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((300, 64)).astype(np.float32)
+    stats = distribution.reference_stats([str(i) for i in range(300)], ref, "test/clean", tmp_path)
+    options = {"min_samples": 64, "prd_clusters": 5, "prd_runs": 1, "knn_k": 3}
+    peaks, sizes = [], []
+    for n in (2000, 8000):
+        fake = (rng.standard_normal((n, 64)) * 1.1 + 0.1).astype(np.float32)
+        values = {}
+        peaks.append(_traced_peak(lambda: values.update(distribution.score(fake, stats, options, seed=0)[0])))
+        sizes.append(fake.nbytes)
+        assert 0 < values["fid"] < 10 and 0 < values["recall"] <= 1
+    assert peaks[1] - peaks[0] < 0.5 * (sizes[1] - sizes[0]), (peaks, sizes)
+
+
+def test_feature_matrix_keeps_the_order_repeats_and_only_vectors_that_exist(tmp_path):
+    from swapbench.bench.scoring import feature_matrix
+
+    store = Store(tmp_path / "s.sqlite")
+    vectors = {f"s{i}": np.full(3, i, np.float32) for i in range(4)}
+    store.put_features("b", [(sha, True, None, v) for sha, v in vectors.items()] + [("bad", False, "no face", None)])
+    got = feature_matrix(store, "b", ["s2", "bad", "s0", "s2", "missing", "s3"], 3)
+    np.testing.assert_array_equal(got, np.stack([vectors[s] for s in ("s2", "s0", "s2", "s3")]))
+    assert got.dtype == np.float32

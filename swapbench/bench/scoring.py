@@ -4,6 +4,7 @@ intervals, and the set-level metrics (FID, PRD, precision/recall) against the pr
 from __future__ import annotations
 
 import warnings
+from collections import defaultdict
 
 import numpy as np
 import torch
@@ -14,12 +15,16 @@ from swapbench.bench import layout
 from swapbench.bench.stages import Evaluator, PairFeatures
 from swapbench.bench.trainer import loader, make_trainer
 
+BOOTSTRAP_BATCH = 100
+
 
 def score(run_id, protocol, ready, swaps, crops, backends, store, cfg):
     """Per-pair values, aggregates and curves of a run, written to the store (replacing older ones)."""
     ev = cfg["face"]["eval_convention"]
     index = {p.pair_id: i for i, p in enumerate(protocol.pairs)}
-    rows = {p.pair_id: {"pair_index": torch.tensor(index[p.pair_id])} for p in ready}
+    # One array per batch entry over the ready pairs (not a dict of tensors per pair, whose overhead
+    # alone was ~10 kB a pair with the four per-pair families).
+    columns = {"pair_index": np.array([index[p.pair_id] for p in ready], dtype=np.int64)}
     metric_objs, inputs, failures = {}, {}, []
     swapped = {p.pair_id: swaps[p.pair_id] for p in ready if p.pair_id in swaps and swaps[p.pair_id].ok}
     shas = {s.image_sha for s in swapped.values()}
@@ -39,11 +44,14 @@ def score(run_id, protocol, ready, swaps, crops, backends, store, cfg):
             context["gallery_identity"] = torch.tensor([identity[protocol.images[k].identity] for k in gallery_keys])
             gallery_row = {k: i for i, k in enumerate(gallery_keys)}
             inputs[family] = ("swap", "source_index")
+            other = np.zeros(len(ready), dtype=np.int64)
         else:
             inputs[family] = ("swap", "target")
+            other = np.zeros((len(ready), backend.dim), dtype=np.float32)
         metric_objs[family] = metrics.make_metric(family, **context)
-        for p in ready:
-            row = rows[p.pair_id]
+        valid = np.zeros(len(ready), dtype=bool)
+        swap_vectors = np.zeros((len(ready), backend.dim), dtype=np.float32)
+        for i, p in enumerate(ready):
             swap = swapped.get(p.pair_id)
             reason = None
             if swap is None:
@@ -54,20 +62,22 @@ def score(run_id, protocol, ready, swaps, crops, backends, store, cfg):
                 reason = f"source {p.source}: {feats[crops[p.source, ev].sha].reason}"
             elif spec.compares_with == "target" and not feats[crops[p.target, ev].sha].ok:
                 reason = f"target {p.target}: {feats[crops[p.target, ev].sha].reason}"
-            row[f"{family}/valid"] = torch.tensor(reason is None)
-            row[f"{family}/swap"] = torch.from_numpy(feats[swap.image_sha].vector) if reason is None else torch.zeros(backend.dim)
+            valid[i] = reason is None
+            if reason is None:
+                swap_vectors[i] = feats[swap.image_sha].vector
             if spec.compares_with == "source":
-                row[f"{family}/source_index"] = torch.tensor(gallery_row.get(p.source, 0))
-            else:
-                tgt = feats[crops[p.target, ev].sha]
-                row[f"{family}/target"] = torch.from_numpy(tgt.vector) if tgt.ok else torch.zeros(backend.dim)
+                other[i] = gallery_row.get(p.source, 0)
+            elif feats[crops[p.target, ev].sha].ok:
+                other[i] = feats[crops[p.target, ev].sha].vector
             if reason is not None and swap is not None:
                 failures.append((p.pair_id, family, reason))
+        columns.update({f"{family}/valid": valid, f"{family}/swap": swap_vectors, f"{family}/{inputs[family][1]}": other})
     store.put_failures(run_id, failures)
 
     evaluator = Evaluator(metric_objs, inputs)
-    if rows:
-        make_trainer(cfg).test(evaluator, loader(PairFeatures(list(rows.values())), cfg), verbose=False)
+    if ready:
+        pairs = PairFeatures({name: torch.from_numpy(column) for name, column in columns.items()})
+        make_trainer(cfg).test(evaluator, loader(pairs, cfg), verbose=False)
     pair_ids = [p.pair_id for p in protocol.pairs]
     values, aggregates = [], []
     resamples = cfg["engine"]["bootstrap_resamples"]
@@ -97,17 +107,29 @@ def score_distribution(protocol, ready, swapped, crops, backend, store, cfg):
     ev, name = cfg["face"]["eval_convention"], backend.feature_name
     ref_shas = sorted({crops[k, ev].sha for k in protocol.images if crops[k, ev].ok})
     fake_shas = [swapped[p.pair_id].image_sha for p in ready if p.pair_id in swapped]
-    feats = store.features(name, set(ref_shas) | set(fake_shas))
-    ref = [feats[s].vector for s in ref_shas if s in feats and feats[s].ok]
-    fake = [feats[s].vector for s in fake_shas if s in feats and feats[s].ok]
+    ref = feature_matrix(store, name, ref_shas, backend.dim)
+    fake = feature_matrix(store, name, fake_shas, backend.dim)
     if len(ref) <= cfg["fid"]["knn_k"] or len(fake) <= cfg["fid"]["knn_k"]:
         warnings.warn(f"{name}: FID/PRD/precision/recall need more than fid.knn_k={cfg['fid']['knn_k']} real and "
                       f"swapped faces; this run has {len(ref)} and {len(fake)}, so they are not computed")
         return [], {}
-    stats = distribution.reference_stats(ref_shas, np.stack(ref), name, layout.refstats_dir(store.files))
-    values, curves = distribution.score(np.stack(fake), stats, cfg["fid"], cfg["engine"]["seed"])
+    stats = distribution.reference_stats(ref_shas, ref, name, layout.refstats_dir(store.files))
+    values, curves = distribution.score(fake, stats, cfg["fid"], cfg["engine"]["seed"])
     n_failed = len(protocol.pairs) - len(fake)
     return [(k, v, None, None, len(fake), n_failed, name) for k, v in values.items()], curves
+
+
+def feature_matrix(store, backend: str, shas: list[str], dim: int) -> np.ndarray:
+    """[n, dim] float32 stored vectors of `shas` that have one, in the order given (a sha may repeat),
+    written straight from the store's rows: the one copy the set-level metrics read."""
+    rows = defaultdict(list)
+    for i, sha in enumerate(shas):
+        rows[sha].append(i)
+    out, ok = np.zeros((len(shas), dim), dtype=np.float32), np.zeros(len(shas), dtype=bool)
+    for sha, feature in store.iter_features(backend, rows):
+        if feature.ok:
+            out[rows[sha]], ok[rows[sha]] = feature.vector, True
+    return out if ok.all() else out[ok]
 
 
 def confidence_interval(values: np.ndarray, resamples: int, seed: int) -> tuple[float | None, float | None]:
@@ -116,6 +138,7 @@ def confidence_interval(values: np.ndarray, resamples: int, seed: int) -> tuple[
         return None, None
     if np.all(values == values[0]):
         return float(values[0]), float(values[0])
+    # In batches of resamples: memory O(batch x pairs), not O(resamples x pairs); same draws, same interval.
     res = bootstrap((values,), np.mean, n_resamples=resamples, confidence_level=0.95, method="percentile",
-                    random_state=np.random.default_rng(seed))
+                    random_state=np.random.default_rng(seed), batch=BOOTSTRAP_BATCH)
     return float(res.confidence_interval.low), float(res.confidence_interval.high)

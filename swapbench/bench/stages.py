@@ -144,16 +144,18 @@ class FeatureWriter(BasePredictionWriter):
 
 
 class PairFeatures(Dataset):
-    """Per pair and metric family: the stored features the metric compares, and whether they exist."""
+    """Per pair and metric family: the stored features the metric compares, and whether they exist.
 
-    def __init__(self, rows):
-        self.rows = rows  # dicts of tensors, one per pair
+    Held as one tensor per batch entry, its first axis the pairs; an item is that row of each."""
+
+    def __init__(self, columns: dict[str, torch.Tensor]):
+        self.columns = columns
 
     def __len__(self):
-        return len(self.rows)
+        return len(self.columns["pair_index"])
 
     def __getitem__(self, i):
-        return self.rows[i]
+        return {name: column[i] for name, column in self.columns.items()}
 
 
 class Evaluator(L.LightningModule):

@@ -269,14 +269,18 @@ class Store:
             )
 
     def features(self, backend, shas) -> dict[str, "Feature"]:
-        out = {}
+        return {sha: f._replace(vector=None if f.vector is None else f.vector.copy())
+                for sha, f in self.iter_features(backend, shas)}
+
+    def iter_features(self, backend, shas):
+        """(sha, Feature) of the stored rows of `shas`, in no particular order; each vector is a read-only
+        view of the row's bytes (copy it to keep it beyond the loop)."""
         shas = list(shas)
         for i in range(0, len(shas), 500):
             chunk = shas[i:i + 500]
             q = f"SELECT image_sha, ok, reason, vector FROM features WHERE backend=? AND image_sha IN ({','.join('?' * len(chunk))})"
             for sha, ok, reason, blob in self.db.execute(q, (backend, *chunk)):
-                out[sha] = Feature(bool(ok), reason, np.frombuffer(blob, np.float32).copy() if blob is not None else None)
-        return out
+                yield sha, Feature(bool(ok), reason, np.frombuffer(blob, np.float32) if blob is not None else None)
 
     def feature_shas(self, backend, shas) -> set[str]:
         """Which of `shas` have a features row (ok or not), without reading any vector."""

@@ -17,7 +17,7 @@ from torch import nn
 
 from swapbench.metrics.columns import Column
 from swapbench.metrics.fid import FID
-from swapbench.metrics.fid_infinity import fid_infinity
+from swapbench.metrics.fid_infinity import CHUNK, fid_infinity
 from swapbench.metrics.kid import kid
 from swapbench.metrics.prd import improved_precision_recall, prd, subsample_to_match
 from swapbench.metrics.refcache import ReferenceStats, RefStatsCache, reference_key
@@ -56,10 +56,15 @@ class DistributionScores:
 
 
 def score(fake: np.ndarray, ref: ReferenceStats, options: dict, seed: int) -> tuple[dict[str, float], dict]:
-    """({column: value}, {"prd": (precision, recall)}) for N generated features against the reference."""
+    """({column: value}, {"prd": (precision, recall)}) for N generated features against the reference.
+
+    `fake` is the one copy of the swaps' features (float32); every metric reads subsets or blocks of
+    it, so scoring memory grows by N x D x 4 bytes, not by several float64 copies.
+    """
     fid = FID(_Features(fake.shape[1]), min_samples=options["min_samples"])
     fid.set_reference(ref)
-    fid.update(torch.from_numpy(fake), real=False)
+    for start in range(0, len(fake), CHUNK):  # torchmetrics makes each update's features float64
+        fid.update(torch.from_numpy(fake[start:start + CHUNK]), real=False)
     values = {"fid": float(fid.compute())}
     ref_features = np.asarray(ref.features, dtype=np.float32)
     if len(fake) >= 4:

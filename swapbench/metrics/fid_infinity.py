@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 POINTS = 15
+CHUNK = 1024  # rows converted to float64 at a time
 
 
 @dataclass
@@ -32,23 +33,45 @@ class FIDInfinity:
     fids: list[float]
 
 
-def fid_of(fake: np.ndarray, ref_mean: np.ndarray, ref_cov: np.ndarray, ref_sqrt: np.ndarray | None = None) -> float:
-    """FID of features `fake` [n, d] against a reference mean and covariance (float64)."""
-    x = np.asarray(fake, np.float64)
-    n, d = x.shape
-    mu = x.mean(axis=0)
-    xc = x - mu
-    trace_fake = float((xc * xc).sum() / (n - 1))
-    if n - 1 < d:
+def fid_of(fake: np.ndarray, ref_mean: np.ndarray, ref_cov: np.ndarray, ref_sqrt: np.ndarray | None = None,
+           index: np.ndarray | None = None) -> float:
+    """FID of features `fake` [n, d] (or of its rows `index`) against a reference mean and covariance.
+
+    Computed in float64; above the feature dimension the subset's moments are accumulated CHUNK rows
+    at a time, so a float32 matrix of many swaps is never copied whole.
+    """
+    index = np.arange(len(fake)) if index is None else np.asarray(index)
+    n, d = len(index), fake.shape[1]
+    if n - 1 < d:  # the subset is smaller than a d x d matrix: work on its centred rows
+        x = np.asarray(fake[index], np.float64)
+        mu = x.mean(axis=0)
+        xc = x - mu
+        trace_fake = float((xc * xc).sum() / (n - 1))
         a = xc @ ref_cov @ xc.T / (n - 1)
         eig = np.linalg.eigvalsh((a + a.T) / 2)
     else:
+        mu, cov = _moments(fake, index)
+        trace_fake = float(np.trace(cov))
         s = ref_sqrt if ref_sqrt is not None else _sqrt_psd(ref_cov)
-        m = s @ (xc.T @ xc / (n - 1)) @ s
+        m = s @ cov @ s
         eig = np.linalg.eigvalsh((m + m.T) / 2)
     tr_sqrt = float(np.sqrt(np.clip(eig, 0, None)).sum())
     diff = mu - np.asarray(ref_mean, np.float64)
     return float(diff @ diff + np.trace(ref_cov) + trace_fake - 2 * tr_sqrt)
+
+
+def _moments(x: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (float64) of rows `index` of x, summed CHUNK rows at a time. The rows are
+    shifted by the first one, which keeps the sums of products well conditioned."""
+    shift = np.asarray(x[index[0]], np.float64)
+    total, outer = np.zeros(x.shape[1]), np.zeros((x.shape[1], x.shape[1]))
+    for start in range(0, len(index), CHUNK):
+        c = np.asarray(x[index[start:start + CHUNK]], np.float64) - shift
+        total += c.sum(axis=0)
+        outer += c.T @ c
+    n = len(index)
+    mean = total / n
+    return mean + shift, (outer - n * np.outer(mean, mean)) / (n - 1)
 
 
 def _sqrt_psd(c: np.ndarray) -> np.ndarray:
@@ -59,7 +82,7 @@ def _sqrt_psd(c: np.ndarray) -> np.ndarray:
 def fid_infinity(fake: np.ndarray, ref_mean: np.ndarray, ref_cov: np.ndarray, points: int = POINTS,
                  seed: int = 0) -> FIDInfinity:
     """FID at `points` subset sizes from n/10 (at least 2) to n, least-squares line in 1/n, value at 0."""
-    fake = np.asarray(fake, np.float64)
+    fake = np.asarray(fake)  # float32 stays float32: subsets are read from it, not copied
     ref_cov = np.asarray(ref_cov, np.float64)
     n, d = fake.shape
     if n < 4:
@@ -67,7 +90,7 @@ def fid_infinity(fake: np.ndarray, ref_mean: np.ndarray, ref_cov: np.ndarray, po
     sizes = sorted(set(np.linspace(max(2, n // 10), n, points).astype(int).tolist()))
     rng = np.random.default_rng(seed)
     ref_sqrt = _sqrt_psd(ref_cov) if n - 1 >= d else None
-    fids = [fid_of(fake[rng.permutation(n)[:m]], ref_mean, ref_cov, ref_sqrt) for m in sizes]
+    fids = [fid_of(fake, ref_mean, ref_cov, ref_sqrt, index=rng.permutation(n)[:m]) for m in sizes]
     inv = 1.0 / np.asarray(sizes, np.float64)
     y = np.asarray(fids)
     slope, intercept = np.polyfit(inv, y, 1)

@@ -39,7 +39,7 @@ def kid(fake: np.ndarray, real: np.ndarray, count: int = SUBSETS, size: int = SU
     """(mean, standard deviation) of the unbiased KID over `count` random subsets of `size` images each."""
     if min(len(fake), len(real)) < 2:
         raise ValueError(f"KID needs at least 2 images on each side, got {len(fake)} swaps and {len(real)} real")
-    fake, real = np.asarray(fake, np.float64), np.asarray(real, np.float64)
+    fake, real = np.asarray(fake), np.asarray(real)  # subsets are made float64 one at a time (poly_mmd)
     if len(fake) == len(real) <= size:  # every subset is the whole of both sets: compute it once
         return poly_mmd(real, fake), 0.0
     scores = np.array([poly_mmd(real[r], fake[f]) for r, f in subsets(len(real), len(fake), count, size, seed)])

@@ -91,44 +91,64 @@ def prd(eval_features, ref_features, num_clusters: int = 20, num_angles: int = 1
 
 
 def subsample_to_match(eval_features, ref_features, seed: int = 0):
-    """Random subset of the larger side, as large as the smaller one (PRD wants equal sizes)."""
-    eval_data, ref_data = _numpy64(eval_features), _numpy64(ref_features)
+    """Random subset of the larger side, as large as the smaller one (PRD wants equal sizes), float64."""
+    eval_data, ref_data = _numpy(eval_features), _numpy(ref_features)
     n = min(len(eval_data), len(ref_data))
     rng = np.random.RandomState(seed)
     pick = lambda x: x if len(x) == n else x[np.sort(rng.choice(len(x), n, replace=False))]  # noqa: E731
-    return pick(eval_data), pick(ref_data)
+    # Picked before the cast: the larger side is never copied whole.
+    return _numpy64(pick(eval_data)), _numpy64(pick(ref_data))
+
+
+def _numpy(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
 
 
 def _numpy64(x) -> np.ndarray:
-    if torch.is_tensor(x):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=np.float64)
+    return np.asarray(_numpy(x), dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------------------------
 # Improved precision and recall (k-NN manifolds)
 
 
-def _torch64(x) -> torch.Tensor:
-    return (x.detach() if torch.is_tensor(x) else torch.from_numpy(np.asarray(x))).to(torch.float64)
+def _blocks(x: torch.Tensor, batch_size: int):
+    """(start, float64 copy of rows start:start+batch_size): features are held in their stored precision
+    and converted a block at a time."""
+    for start in range(0, len(x), batch_size):
+        yield start, x[start:start + batch_size].to(torch.float64)
 
 
-def knn_radii(features: torch.Tensor, k: int = 3, batch_size: int = 1024) -> torch.Tensor:
+def _distances(queries: torch.Tensor, support: torch.Tensor, batch_size: int):
+    """For each block of queries, its exact float64 distances to each block of the support, in order:
+    (query start, support start, [b_q, b_s] distances). Memory is O(batch_size * D + batch_size²)."""
+    for q_start, q in _blocks(queries, batch_size):
+        for s_start, s in _blocks(support, batch_size):
+            yield q_start, s_start, torch.cdist(q, s, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+def knn_radii(features, k: int = 3, batch_size: int = 1024) -> torch.Tensor:
     """Distance of each feature to its k-th nearest neighbour in the same set (itself excluded)."""
-    radii = []
-    for start in range(0, len(features), batch_size):
-        d = torch.cdist(features[start:start + batch_size], features, compute_mode="donot_use_mm_for_euclid_dist")
-        # The k+1 smallest include the zero distance of each point to itself.
-        radii.append(d.kthvalue(k + 1, dim=1).values)
-    return torch.cat(radii)
+    features = _torch(features)
+    # The k+1 smallest distances of each row so far; they include the zero distance of each point to itself.
+    nearest = torch.full((len(features), k + 1), float("inf"), dtype=torch.float64)
+    for q_start, _, d in _distances(features, features, batch_size):
+        rows = slice(q_start, q_start + len(d))
+        both = torch.cat([nearest[rows], d], dim=1)
+        nearest[rows] = both.topk(k + 1, dim=1, largest=False, sorted=True).values
+    return nearest[:, k]
 
 
 def _inside_manifold(queries: torch.Tensor, support: torch.Tensor, radii: torch.Tensor, batch_size: int) -> torch.Tensor:
-    inside = []
-    for start in range(0, len(queries), batch_size):
-        d = torch.cdist(queries[start:start + batch_size], support, compute_mode="donot_use_mm_for_euclid_dist")
-        inside.append((d <= radii[None, :]).any(dim=1))
-    return torch.cat(inside)
+    inside = torch.zeros(len(queries), dtype=torch.bool)
+    for q_start, s_start, d in _distances(queries, support, batch_size):
+        rows = slice(q_start, q_start + len(d))
+        inside[rows] |= (d <= radii[None, s_start:s_start + d.shape[1]]).any(dim=1)
+    return inside
+
+
+def _torch(x) -> torch.Tensor:
+    return x.detach().cpu() if torch.is_tensor(x) else torch.from_numpy(np.asarray(x))
 
 
 @dataclass
@@ -143,9 +163,10 @@ class PrecisionRecall:
 def improved_precision_recall(real_features, fake_features, k: int = 3, batch_size: int = 1024) -> PrecisionRecall:
     """Kynkäänniemi et al. 2019 precision and recall of fake [N, D] against real [M, D] features.
 
-    Exact pairwise distances in float64, batched so memory is O(batch_size * max(N, M)).
+    Exact pairwise distances in float64, in blocks of batch_size rows on each side: memory is
+    O(batch_size * D + batch_size²) beyond the features themselves, kept in their own precision.
     """
-    real, fake = _torch64(real_features), _torch64(fake_features)
+    real, fake = _torch(real_features), _torch(fake_features)
     if min(len(real), len(fake)) <= k:
         raise ValueError(f"need more than k={k} features on each side, got {len(real)} real and {len(fake)} fake")
     precision = _inside_manifold(fake, real, knn_radii(real, k, batch_size), batch_size).double().mean()
