@@ -278,6 +278,17 @@ def test_detection_batch_follows_the_device_unless_set():
     assert detection_device(cfg) == {"device": "cpu", "detect_batch": 16}
 
 
+def test_face_workers_by_default_only_where_they_pay_for_their_start(monkeypatch):
+    from swapbench.bench import config, engine
+
+    monkeypatch.setattr(engine, "default_workers", lambda: 16)
+    cfg = config.load()
+    assert engine.face_workers(cfg, 36) == 1  # in this process
+    assert engine.face_workers(cfg, 3 * engine.IMAGES_PER_WORKER + 5) == 3
+    assert engine.face_workers(cfg, 2000) == 16
+    assert engine.face_workers(config.load((), {"engine": {"num_workers": 4}}), 36) == 4  # as set
+
+
 def _traced_peak(fn):
     import tracemalloc
 
