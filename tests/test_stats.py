@@ -153,6 +153,10 @@ def test_subset_fid_equals_fid_and_paired_fid_bootstrap():
         x = rng.normal(0.1, 1, (n, d))
         idx = rng.integers(0, n, n)  # a resample with repeats
         assert stats.SubsetFID(x, mr, cr)(idx) == pytest.approx(fid_of(x[idx], mr, cr), rel=1e-7)
+        # stored features are float32: used as they are, the result is that of their float64 values
+        x32 = x.astype(np.float32)
+        expected = fid_of(x32[idx].astype(np.float64), mr, cr)
+        assert stats.SubsetFID(x32, mr, cr)(idx) == pytest.approx(expected, rel=1e-7)
     a = rng.normal(0, 1, (40, d))
     worse = stats.compare_fid(a, a + rng.normal(0.3, 0.3, (40, d)), mr, cr, resamples=150)
     assert worse.diff < 0 and worse.ci_high < 0 and worse.p < 0.05

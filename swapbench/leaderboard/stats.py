@@ -218,15 +218,16 @@ class SubsetFID:
     def __init__(self, features: np.ndarray, ref_mean: np.ndarray, ref_cov: np.ndarray):
         from swapbench.metrics.fid_infinity import _sqrt_psd
 
-        self.x = np.asarray(features, np.float64)
+        self.x = np.asarray(features)  # kept as given: above d rows fid_of converts one chunk at a time
         self.ref_mean = np.asarray(ref_mean, np.float64)
         self.ref_cov = np.asarray(ref_cov, np.float64)
         self.small = len(self.x) <= self.x.shape[1]
         self.const = float(self.ref_mean @ self.ref_mean + np.trace(self.ref_cov))
         if self.small:
-            self.g = self.x @ self.ref_cov @ self.x.T
-            self.k = self.x @ self.x.T
-            self.xm = self.x @ self.ref_mean
+            x = self.x.astype(np.float64)
+            self.g = x @ self.ref_cov @ x.T
+            self.k = x @ x.T
+            self.xm = x @ self.ref_mean
         else:
             self.sqrt = _sqrt_psd(self.ref_cov)
 
@@ -235,7 +236,7 @@ class SubsetFID:
 
         idx = np.asarray(idx)
         if not self.small:
-            return fid_of(self.x[idx], self.ref_mean, self.ref_cov, self.sqrt)
+            return fid_of(self.x, self.ref_mean, self.ref_cov, self.sqrt, index=idx)
         m = len(idx)
         k = self.k[np.ix_(idx, idx)]
         mean_sq = k.sum() / m**2
