@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from swapbench.bench.scoring import confidence_interval
 from swapbench.bench.store import Store
 from swapbench.leaderboard import stats, tables
 
@@ -97,7 +98,7 @@ def test_false_positive_rate_near_five_percent():
         a, b = shared + rng.normal(0, 1, n), shared + rng.normal(0, 1, n)
         rejected += stats.wilcoxon_p(a - b) < 0.05
         if seed < 200:
-            lo, hi = stats.bootstrap_mean_ci(a - b, 400, seed)
+            lo, hi = confidence_interval(a - b, 400, seed)
             excluded += lo > 0 or hi < 0
     rate = rejected / draws
     assert 0.03 <= rate <= 0.075, rate

@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import wilcoxon
 
+from swapbench.bench.scoring import confidence_interval
+
 ALPHA = 0.05
 FID_RESAMPLES = 200  # each resample recomputes two FIDs
 
@@ -47,26 +49,6 @@ def common_pairs(tables: dict[str, pd.DataFrame], metric: str) -> list[str]:
     """The pairs with a value of `metric` in every method that has any value of it, sorted."""
     sets = [set(t.index[t[metric].notna()]) for t in tables.values() if metric in t.columns and t[metric].notna().any()]
     return sorted(set.intersection(*sets)) if sets else []
-
-
-def bootstrap_mean_ci(values: np.ndarray, resamples: int = 1000, seed: int = 0,
-                      level: float = 0.95) -> tuple[float | None, float | None]:
-    """Percentile bootstrap interval of the mean (of per-pair differences, for a paired interval)."""
-    values = np.asarray(values, dtype=np.float64)
-    n = len(values)
-    if n < 2 or resamples <= 0:
-        return None, None
-    if np.all(values == values[0]):
-        return float(values[0]), float(values[0])
-    rng = np.random.default_rng(seed)
-    means = np.empty(resamples)
-    step = max(1, 2_000_000 // n)  # resamples per chunk: bounded memory on large protocols
-    for i in range(0, resamples, step):
-        k = min(step, resamples - i)
-        means[i:i + k] = values[rng.integers(0, n, size=(k, n))].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    lo, hi = np.percentile(means, [tail, 100 - tail])
-    return float(lo), float(hi)
 
 
 def wilcoxon_p(diff: np.ndarray) -> float:
@@ -118,7 +100,7 @@ def compare_pair(metric: str, a: str, b: str, va: np.ndarray, vb: np.ndarray, re
     if len(d) == 0:
         nan = float("nan")
         return Comparison(metric, a, b, 0, nan, nan, nan, None, None, 1.0)
-    lo, hi = bootstrap_mean_ci(d, resamples, seed)
+    lo, hi = confidence_interval(d, resamples, seed)  # the interval of the mean paired difference
     return Comparison(metric, a, b, len(d), float(va.mean()), float(vb.mean()), float(d.mean()), lo, hi, wilcoxon_p(d))
 
 
