@@ -346,3 +346,20 @@ def test_hugging_face_download_uses_hf_home_and_offline_mode(server, tmp_path):
     out = run(tmp_path / "w4", "0" * 64, HF_HUB_OFFLINE="1")
     assert f"expected sha256 {'0' * 64}, got {SHA}" in out["error"]
     assert not (tmp_path / "w4" / "hfmodel.bin").exists()
+
+
+def test_folder_status_tells_a_missing_member_from_a_changed_one(wdir):
+    good = b"unet weights"
+    f = WeightFile(name="test/folder", filename="model", url="hf://owner/repo", licence="test-only", format="folder",
+                   members=(weights.Member(("unet/model.safetensors",), (hashlib.sha256(good).hexdigest(),)),
+                            weights.Member(("model_index.json",))))
+    folder = wdir / "model"
+    (folder / "unet").mkdir(parents=True)
+    (folder / "unet" / "model.safetensors").write_bytes(good)
+    assert weights.status(f, wdir).status == "incomplete"  # model_index.json is missing
+    (folder / "model_index.json").write_text("{}")
+    assert weights.status(f, wdir).status == "present"
+    (folder / "unet" / "model.safetensors").write_bytes(b"other weights")
+    assert weights.status(f, wdir).status == "checksum mismatch"
+    with pytest.raises(weights.WeightsError, match="model.safetensors does not match its checksum"):
+        weights.resolve([f], wdir)

@@ -139,17 +139,18 @@ def hash_of(f: WeightFile, path: Path) -> str:
     return folder_sha256(path, [p for m in f.members if (p := m.find(path))])
 
 
-def folder_problems(f: WeightFile, folder: Path, verify: bool = True) -> list[str]:
-    """Missing members of a folder weight, and members that do not match a published checksum."""
+def folder_problems(f: WeightFile, folder: Path, verify: bool = True) -> list[tuple[str, str]]:
+    """(status, message) of each missing member of a folder weight ("incomplete") and of each member
+    that does not match a published checksum ("checksum mismatch")."""
     problems = []
     for m in f.members:
         p = m.find(folder)
         if p is None:
             if not m.optional:
-                problems.append(f"{folder} lacks {' or '.join(m.paths)} ({f.name}): get it from {f.url}")
-        elif verify and m.sha256 and p == Path(folder) / m.paths[0] and sha256_of(p) not in m.sha256:
-            problems.append(f"{p} does not match its checksum: expected sha256 {' or '.join(m.sha256)}, "
-                            f"got {sha256_of(p)}")
+                problems.append(("incomplete", f"{folder} lacks {' or '.join(m.paths)} ({f.name}): get it from {f.url}"))
+        elif verify and m.sha256 and p == Path(folder) / m.paths[0] and (actual := sha256_of(p)) not in m.sha256:
+            problems.append(("checksum mismatch", f"{p} does not match its checksum: expected sha256 "
+                             f"{' or '.join(m.sha256)}, got {actual}"))
     return problems
 
 
@@ -182,7 +183,7 @@ def resolve(files, weights_dir=None) -> dict[str, Path]:
                 problems.append(f"{p} does not match its checksum: expected sha256 {f.sha256}, got {actual}")
                 continue
         if f.members and (bad := folder_problems(f, p)):
-            problems.extend(bad)
+            problems.extend(message for _, message in bad)
             continue
         found[f.name] = p
     if problems:
@@ -205,7 +206,8 @@ def status(f: WeightFile, weights_dir=None, verify: bool = True) -> WeightStatus
     if f.members:
         bad = folder_problems(f, p, verify)
         if bad:
-            return WeightStatus(f, p, "checksum mismatch" if any("checksum" in b for b in bad) else "incomplete")
+            kinds = {kind for kind, _ in bad}
+            return WeightStatus(f, p, "checksum mismatch" if "checksum mismatch" in kinds else "incomplete")
         return WeightStatus(f, p, "present" if verify and any(m.sha256 and m.find(p) == p / m.paths[0] for m in f.members) else
                             "present (unverified)", hash_of(f, p) if verify else None)
     if f.sha256 is None or not verify:
