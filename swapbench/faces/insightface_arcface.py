@@ -4,7 +4,7 @@ Shared by the identity metric backends (swapbench.metrics.backends.arcface_onnx)
 condition on an insightface embedding (INSwapper's source latent comes from buffalo_l's w600k_r50):
 
 - get_feat: cv2.dnn.blobFromImages(crops, 1 / std, (112, 112), (mean, mean, mean), swapRB=True) on
-  BGR uint8 crops, i.e. RGB channel order, (pixel - mean) / std, NCHW float32. Both files are
+  BGR uint8 crops, i.e. RGB channel order, (pixel - mean) * (1 / std), NCHW float32. Both files are
   PyTorch (arcface_torch) exports without a Sub/Mul input stage, for which ArcFaceONNX picks
   mean = std = 127.5 (the values insightface's model-pack manifest lists for them);
 - the graph has one input (dynamic batch, or a fixed one run in chunks) and one output, the 512-d
@@ -68,8 +68,9 @@ def blob(crops: torch.Tensor, mean: float = INPUT_MEAN, std: float = INPUT_STD) 
     """insightface's blobFromImages preprocessing of RGB crops [B, 3, S, S] in [0, 1]: float32 NCHW.
 
     The crops are rounded to 8 bits first: insightface warps uint8 images, so its network sees uint8 crops.
+    OpenCV multiplies by the float32 reciprocal of std (a division differs in the last bit).
     """
-    return ((to_pixels(crops) - mean) / std).numpy().astype(np.float32)
+    return ((to_pixels(crops) - mean) * np.float32(1 / std)).numpy().astype(np.float32)
 
 
 class ArcFaceONNX:
@@ -90,10 +91,13 @@ class ArcFaceONNX:
         # Models exported with a fixed batch size are run in chunks of that size.
         self.max_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
 
-    def embed(self, crops: torch.Tensor) -> torch.Tensor:
-        """L2-normalised embeddings [N, 512] of arcface_112 RGB crops [N, 3, 112, 112] in [0, 1]."""
+    def features(self, crops: torch.Tensor) -> np.ndarray:
+        """Raw (unnormalised) float32 embeddings [N, 512] of arcface_112 RGB crops [N, 3, 112, 112] in [0, 1]."""
         x = blob(crops, self.mean, self.std)
         step = self.max_batch or max(len(x), 1)
         out = [self.session.run([self.output_name], {self.input_name: x[i:i + step]})[0] for i in range(0, len(x), step)]
-        values = torch.from_numpy(np.concatenate(out).astype(np.float32)) if out else torch.zeros(0, self.dim)
-        return torch.nn.functional.normalize(values, dim=1)
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
+
+    def embed(self, crops: torch.Tensor) -> torch.Tensor:
+        """L2-normalised embeddings [N, 512] of arcface_112 RGB crops [N, 3, 112, 112] in [0, 1]."""
+        return torch.nn.functional.normalize(torch.from_numpy(self.features(crops)), dim=1)
