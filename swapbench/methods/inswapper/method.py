@@ -44,7 +44,7 @@ import torch
 
 from swapbench.faces.insightface_arcface import W600K_R50, ArcFaceONNX, onnx_providers, to_pixels
 from swapbench.methods.base import FaceBatch, SwapMethod
-from swapbench.weights import WeightFile, WeightsError, register
+from swapbench.weights import WeightFile, WeightsError, register, sha256_of
 
 SIZE = 128
 LATENT = 512
@@ -172,6 +172,13 @@ class INSwapper(SwapMethod):
         self.emap: np.ndarray | None = None
         self.emap_name = ""
         self._sessions: dict[str, tuple] = {}  # device -> (swapper session, ArcFaceONNX)
+        self.detector: str | None = None  # the run's face detector, noted on each swap unless it is SCRFD
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "INSwapper":
+        method = super().from_config(cfg)
+        method.detector = (cfg.get("face") or {}).get("detector")
+        return method
 
     def load_weights(self, state: dict[str, object]) -> None:
         swapper_file = self.weights[0]
@@ -189,6 +196,10 @@ class INSwapper(SwapMethod):
             raise WeightsError(f"{path} ({swapper_file.name}) is not {swapper_file.filename} as insightface runs it: "
                                f"{'; '.join(problems)}. Where to get it: {swapper_file.url}")
         self.paths = {wf.name: Path(state[wf.name]) for wf in self.weights}
+        # Only the published files make publishable rows (random-weight test files never do). The engine
+        # has hashed them already (sha256_of caches by path, size and time), so this costs nothing there.
+        self.publishable = all(wf.sha256 is not None and sha256_of(self.paths[wf.name]) == wf.sha256
+                               for wf in self.weights)
         self.emap = graph.emap.astype(np.float32)
         self.emap_name = graph.emap_name
         self._sessions = {}
@@ -231,7 +242,11 @@ class INSwapper(SwapMethod):
 
     @torch.no_grad()
     def swap(self, source: FaceBatch, target: FaceBatch) -> torch.Tensor:
-        return self.generate(target.image, self.latent(source.image))
+        out = self.generate(target.image, self.latent(source.image))
+        if self.detector not in (None, "scrfd"):  # insightface aligns both faces on SCRFD's five points
+            for pair_id in target.pair_id:
+                self.note(pair_id, f"crops on {self.detector} 5 points, not insightface's SCRFD")
+        return out
 
 
 def _device(images: torch.Tensor) -> str:
