@@ -8,8 +8,8 @@ providers). Tolerances:
   - on insightface's own crops the swap is bit-identical (0 grey levels): same blobs, same float32
     latent arithmetic, same onnxruntime graph, same truncation;
   - swapbench's engine samples its crops with kornia (float bilinear) instead of cv2.warpAffine's
-    fixed-point bilinear, so its crops differ by about one grey level; through the network this
-    stays below 2/255 on average (measured: see the test);
+    fixed-point bilinear, so a few crop pixels differ by one grey level (mean 0.07 levels on t1.jpg);
+    through this network the swap moves by 0.075 levels on average, 1 at most (bounds 0.5 and 4);
   - paste_back reproduces insightface's formula with the same OpenCV calls: within one grey level.
 """
 
@@ -53,7 +53,9 @@ def scene():
     bgr = cv2.imread(str(T1))
     faces = sorted(detect.detect(bgr[:, :, ::-1].copy()), key=lambda f: f.box[0])
     assert len(faces) == 6
-    return bgr, [templates.five_points(f.landmarks).astype(np.float32) for f in faces]
+    # float32 values (SCRFD's) held as float64, as swapbench's detectors hand them over: skimage fits
+    # float32 points in float32, which moves insightface's own matrix by ~1e-5 from the float64 fit
+    return bgr, [templates.five_points(f.landmarks).astype(np.float32).astype(np.float64) for f in faces]
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +90,7 @@ def _batch(crops_bgr: list[np.ndarray]) -> FaceBatch:
 def test_template_and_matrix_are_insightfaces(scene):
     _, kps = scene
     for k in kps:
-        np.testing.assert_allclose(templates.estimate_transform("arcface_128", k), face_align.estimate_norm(k, 128),
-                                   atol=1e-4)
+        np.testing.assert_array_equal(templates.estimate_transform("insightface_128", k), face_align.estimate_norm(k, 128))
 
 
 def test_source_112_crop_is_a_slice_of_the_128_crop(scene):
@@ -98,8 +99,8 @@ def test_source_112_crop_is_a_slice_of_the_128_crop(scene):
     bgr, kps = scene
     rgb = bgr[:, :, ::-1].copy()
     for k in kps:
-        m112, m128 = templates.estimate_transform("arcface_112", k), templates.estimate_transform("arcface_128", k)
-        np.testing.assert_array_equal(m128 - m112, [[0, 0, 8], [0, 0, 0]])
+        m112, m128 = templates.estimate_transform("insightface_112", k), templates.estimate_transform("insightface_128", k)
+        np.testing.assert_allclose(m128 - m112, [[0, 0, 8], [0, 0, 0]], atol=1e-5)  # float32 template + 8
         # swapbench's warps (the engine's crops)
         diff = np.abs(warp.align_image(rgb, m112, 112).astype(int) - warp.align_image(rgb, m128, 128)[:112, 8:120])
         assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
@@ -139,7 +140,7 @@ def test_swap_on_insightface_crops_is_bit_identical(method, scene, official):
     for row, t in zip(out, (0, 4)):
         fake_bgr, matrix = official[t]
         np.testing.assert_array_equal(row[:, :, ::-1], fake_bgr)
-        np.testing.assert_allclose(matrix, templates.estimate_transform("arcface_128", kps[t]), atol=1e-4)
+        np.testing.assert_array_equal(matrix, templates.estimate_transform("insightface_128", kps[t]))
 
 
 def test_without_truncation_is_at_most_one_level_above(files, scene, official):
@@ -156,7 +157,7 @@ def test_without_truncation_is_at_most_one_level_above(files, scene, official):
 def test_swap_on_engine_crops_is_close(method, scene, official):
     bgr, kps = scene
     rgb = bgr[:, :, ::-1].copy()
-    crop = lambda k: warp.align_image(rgb, templates.estimate_transform("arcface_128", k), 128)  # noqa: E731
+    crop = lambda k: warp.align_image(rgb, templates.estimate_transform("insightface_128", k), 128)  # noqa: E731
     source, target = warp.from_uint8(np.stack([crop(kps[2])])), warp.from_uint8(np.stack([crop(kps[0])]))
     insight_crop = face_align.norm_crop2(bgr, kps[0], 128)[0][:, :, ::-1].astype(np.float32)
     crop_err = np.abs(crop(kps[0]).astype(np.float32) - insight_crop)
@@ -164,7 +165,7 @@ def test_swap_on_engine_crops_is_close(method, scene, official):
     out = method.swap(FaceBatch(source, torch.zeros(1, 68, 2), ["a"]), FaceBatch(target, torch.zeros(1, 68, 2), ["a"]))
     err = np.abs(warp.to_uint8(out)[0][:, :, ::-1].astype(np.float32) - official[0][0].astype(np.float32))
     print(f"engine crops: crop error mean {crop_err.mean():.3f}, swap error mean {err.mean():.3f} max {err.max():.0f} levels")
-    assert err.mean() < 2.0
+    assert err.mean() < 0.5 and err.max() <= 4  # measured: mean 0.075, max 1 level
 
 
 def test_paste_back_matches_insightface(scene, official):

@@ -12,7 +12,7 @@ The official artefact is the ONNX file, and the official inference is insightfac
   network  session.run({target, source: latent}) -> [1, 3, 128, 128], nominally in [0, 1].
   output   clip(255 * pred, 0, 255).astype(uint8): truncated to 8 bits (RGB -> BGR for cv2).
 
-Here the engine's arcface_128 crop is that crop (same template and matrix; the engine samples it with
+Here the engine's insightface_128 crop is that crop (same template, same matrix bit for bit; the engine samples it with
 kornia instead of cv2.warpAffine, and rounds it to 8 bits here as insightface's uint8 warp does). The
 112 source crop is not warped again: the 128 template is the 112 one translated by (8, 0) at the same
 scale, so its least-squares similarity differs only by that translation and the 112 crop is exactly
@@ -154,7 +154,7 @@ class INSwapper(SwapMethod):
                    "source latent from buffalo_l w600k_r50 through emap")
     paper = "no paper (insightface inswapper_128, 2022)"
     code = "https://github.com/deepinsight/insightface/tree/master/examples/in_swapper"
-    crop = "arcface"
+    crop = "insightface"  # insightface >= 0.7.2 estimate_norm at 128, float32 template: its matrix bit for bit
     size = SIZE
     weights = (INSWAPPER_128, W600K_R50)
 
@@ -219,7 +219,7 @@ class INSwapper(SwapMethod):
         return self._sessions[device]
 
     def latent(self, source: torch.Tensor) -> np.ndarray:
-        """The latents [B, 512] of source arcface_128 crops [B, 3, 128, 128] in [0, 1]: emap . normed embedding."""
+        """The latents [B, 512] of source insightface_128 crops [B, 3, 128, 128] in [0, 1]: emap . normed embedding."""
         _, arcface = self._models(_device(source))
         rows = []
         for crop in source[:, :, ARCFACE_ROWS, ARCFACE_COLS]:  # one by one: the result never depends on the batch
@@ -229,7 +229,7 @@ class INSwapper(SwapMethod):
         return np.concatenate(rows).astype(np.float32)
 
     def generate(self, target: torch.Tensor, latent: np.ndarray) -> torch.Tensor:
-        """Swapped crops [B, 3, 128, 128] in [0, 1] from target arcface_128 crops in [0, 1] and latents [B, 512]."""
+        """Swapped crops [B, 3, 128, 128] in [0, 1] from target insightface_128 crops in [0, 1] and latents [B, 512]."""
         swapper, _ = self._models(_device(target))
         (target_name, _), (source_name, _) = [(i.name, i.shape) for i in swapper.get_inputs()]
         blobs = (to_pixels(target) * np.float32(1 / 255)).numpy()  # blobFromImage(scalefactor=1/255, swapRB)
