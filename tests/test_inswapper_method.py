@@ -56,6 +56,7 @@ def test_registry_declaration_and_weights():
     assert METHODS.get("inswapper") is INSwapper
     m = INSwapper()
     assert m.convention == "insightface_128" and m.weights == (INSWAPPER_128, W600K_R50)
+    assert m.source_convention == "insightface_128"  # the source's 112 crop is a slice of its 128 crop
     assert INSWAPPER_128.manual and INSWAPPER_128.size == 554_253_681 and INSWAPPER_128.format == "onnx"
     assert INSWAPPER_128.sha256.startswith("e4a3f08c") and INSWAPPER_128.sha256.endswith("9e16af")
     assert "contact@insightface.ai" in INSWAPPER_128.licence and "non-commercial" in INSWAPPER_128.licence
