@@ -169,3 +169,26 @@ def test_random_files_run_through_the_engine(tmp_path, folder, monkeypatch, caps
     for pair_id in swaps:
         assert np.asarray(Image.open(files / "raw" / f"{pair_id}.png")).shape == (128, 128, 3)
     assert "not insightface's SCRFD" in out
+
+    # the frame grid draws the swap with insightface's paste-back, from the raw 128 crop and its matrix
+    import pandas as pd
+
+    from swapbench.bench import layout
+    from swapbench.bench.store import Store
+    from swapbench.datasets import get_protocol
+    from swapbench.datasets.images import load_image
+    from swapbench.leaderboard.grid import frame_grid, own_paste
+    from swapbench.methods.inswapper import paste_back
+
+    db, protocol = Store(store), get_protocol("samples")
+    run = db.run(files.name)
+    pair_id = sorted(swaps)[0]
+    target = next(p.target for p in protocol.pairs if p.pair_id == pair_id)
+    frame, sha = load_image(protocol.location(target)), db.image_sha(run["protocol_hash"], target)
+    face = db.face(sha, layout.face_key_of_run(run["config"], "insightface_128"))
+    raw = np.asarray(Image.open(files / "raw" / f"{pair_id}.png"))
+    drawn = own_paste(db, "inswapper", files.name, pair_id, frame, sha)
+    np.testing.assert_array_equal(drawn, paste_back(frame, raw, face["matrix"]))
+    assert (drawn != frame).any() and own_paste(db, "classic", files.name, pair_id, frame, sha) is None
+    part = pd.DataFrame([{"method": "inswapper", "run_id": files.name}])
+    assert frame_grid(db, part, tmp_path / "frames.png").is_file()

@@ -24,8 +24,9 @@ also keeps each swap independent of batch size and composition. On a GPU both se
 onnxruntime's CUDA provider in fp32, as officially; the configured torch precision does not apply.
 
 `paste_back` is insightface's paste_back=True blend (an eroded, blurred square mask of the warped
-crop) for pictures of a swap in its frame; the engine's scoring carries swaps into the scoring crop
-with its landmark-hull paste like every other method's. The fake_diff mask that insightface computes
+crop); the leaderboard's frame grids draw INSwapper's swaps in their frames with it (`frame_paste`).
+The scoring carries swaps into the scoring crop with the engine's landmark-hull paste like every
+other method's. The fake_diff mask that insightface computes
 but leaves unused is not reproduced.
 
 Written by hand: the latent arithmetic and the paste-back formula are a few numpy/OpenCV lines that no
@@ -157,6 +158,7 @@ class INSwapper(SwapMethod):
     crop = "insightface"  # insightface >= 0.7.2 estimate_norm at 128, float32 template: its matrix bit for bit
     size = SIZE
     weights = (INSWAPPER_128, W600K_R50)
+    frame_paste = staticmethod(paste_back)  # insightface's paste_back=True, for the frame grids
 
     @dataclass(frozen=True)
     class Options:
