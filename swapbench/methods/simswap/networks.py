@@ -176,7 +176,7 @@ class SoftErosion(nn.Module):
     The kernel is a cone (max distance - distance to the centre), normalised to sum 1, zero padding.
     After iterations-1 eroding passes (min of the mask and its blur) and one blur, pixels at or above
     the threshold become 1 and the others are divided by their maximum, per face (the official code
-    runs one face at a time; where no pixel is below the threshold it raises, here the mask stays all 1).
+    runs one face at a time). An empty mask stays 0 (officially 0/0; that face gets the raw swap anyway).
     """
 
     def __init__(self, kernel_size: int = 17, threshold: float = 0.9, iterations: int = 7):
@@ -195,5 +195,5 @@ class SoftErosion(nn.Module):
         x = F.conv2d(x, self.kernel, padding=self.padding)
         solid = x >= self.threshold
         rest_max = x.masked_fill(solid, float("-inf")).amax((1, 2, 3), keepdim=True)
-        scaled = x / torch.where(rest_max > 0, rest_max, torch.ones_like(rest_max))  # -inf: all solid
+        scaled = x / torch.where(rest_max > 0, rest_max, torch.ones_like(rest_max))
         return torch.where(solid, torch.ones_like(x), scaled)
