@@ -58,18 +58,28 @@ GENERATOR_FILES = {
              " 550000_net_G.pth in the weights directory (no checksum is published)",
     ),
 }
-# TODO(spine): "pickled_module" lands with the crop-conventions work; until then the file is declared as
-# a state dict so the package imports.
-_PICKLED = "pickled_module" if "pickled_module" in FORMATS else "state_dict"
+# Every class the two published layouts of arcface_checkpoint.tar name, each read as an inert stand-in:
+# foamliu's `models.*` (2020 training dict), SimSwap's `models.arcface_models.*` (the 2023 re-save), the
+# torch modules inside, and the 2020 dict's DataParallel wrapper and SGD optimizer (dropped on loading).
+_TORCH_MODULES = tuple(f"torch.nn.modules.{name}" for name in (
+    "activation.PReLU", "activation.Sigmoid", "batchnorm.BatchNorm1d", "batchnorm.BatchNorm2d",
+    "container.Sequential", "conv.Conv2d", "dropout.Dropout", "linear.Linear", "pooling.AdaptiveAvgPool2d",
+    "pooling.MaxPool2d"))
+ARCFACE_CLASSES = (
+    *(f"{module}.{cls}" for module in ("models", "models.arcface_models")
+      for cls in ("ResNet", "IRBlock", "SEBlock", "ArcMarginModel")),
+    *_TORCH_MODULES, "torch.nn.parallel.data_parallel.DataParallel", "torch.optim.sgd.SGD",
+    "collections.defaultdict", "builtins.dict", "builtins.set",
+)
+# TODO(spine): the pickled_module format lands on main with the crop-conventions work; until then the
+# file is declared as a state dict so that the package imports.
+_PICKLED = "pickled_module" in FORMATS
 ARCFACE_FILE = WeightFile(
     name="simswap/arcface_checkpoint", filename="arcface_checkpoint.tar", url=f"{RELEASE}/1.0/arcface_checkpoint.tar",
     licence="no licence published (foamliu/InsightFace-v2 model, trained on MS1M-RetinaFace: non-commercial research)",
-    format=_PICKLED,
-    note="a pickled SE-ResNet-101 module (re-uploaded 2023-04-25; the 2020 training checkpoint also loads)",
-    **({"pickle_classes": ("models.arcface_models.ResNet", "models.arcface_models.IRBlock",
-                           "models.arcface_models.SEBlock", "models.ResNet", "models.IRBlock", "models.SEBlock",
-                           "models.arcface_models.ArcMarginModel", "models.ArcMarginModel")}
-       if _PICKLED == "pickled_module" else {}),
+    note="a pickled SE-ResNet-101 module (re-uploaded 2023-04-25; the 2020 training checkpoint also loads);"
+         " its code is never run",
+    **({"format": "pickled_module", "pickle_classes": ARCFACE_CLASSES} if _PICKLED else {}),
 )
 PARSER_FILE = parsing.WEIGHTS
 
@@ -88,20 +98,6 @@ def random_weights(crop: int = 224, seed: int = 0) -> dict[str, dict[str, torch.
     return {GENERATOR_FILES[crop].name: random_state_dict(g.state_dict(), seed),
             ARCFACE_FILE.name: random_state_dict(a.state_dict(), seed, ARCFACE_RANDOM_GAINS),
             PARSER_FILE.name: random_state_dict(p.state_dict(), seed)}
-
-
-def arcface_state(flat: Mapping) -> dict:
-    """The ResNet's state dict from a flattened arcface_checkpoint.tar of either layout.
-
-    2023 file: the module itself (keys conv1.weight, ...). 2020 file: a dict whose `model` is a DataParallel
-    around it (keys model.module.conv1.weight, ...) next to the ArcMargin head and the optimizer, dropped here.
-    """
-    for prefix in ("", "module.", "model.module.", "model."):
-        if f"{prefix}conv1.weight" in flat and f"{prefix}bn3.running_var" in flat:
-            n = len(prefix)
-            inner = ("model.", "module.") if prefix == "" else ()
-            return {k[n:]: v for k, v in flat.items() if k.startswith(prefix) and not k.startswith(inner)}
-    return dict(flat)  # no known layout: the strict check names what is missing
 
 
 def generator_state(module: torch.nn.Module, state: object, wf: WeightFile) -> tuple[dict, list[str]]:
@@ -169,8 +165,7 @@ class SimSwap(SwapMethod):
                 raise WeightsError(f"{self.name}: no state dict was given for {wf.filename} ({wf.name})")
         g_file = self.weights[0]
         kept, ignored = generator_state(self.generator, state[g_file.name], g_file)
-        arc = state[ARCFACE_FILE.name]
-        arc = arcface_state(arc) if isinstance(arc, Mapping) else arc
+        arc = state[ARCFACE_FILE.name]  # the flat state dict of the pickled module (weights.pickled)
         check_fits(self.arcface, arc, ARCFACE_FILE, "SimSwap ArcFace (SE-ResNet-101)", finite=True)
         if self.parser is not None:
             check_fits(self.parser, state[PARSER_FILE.name], PARSER_FILE, "BiSeNet face parser", finite=True)
