@@ -68,8 +68,9 @@ def write_arcface_file(path, state: dict, layout: str = "2023") -> None:
             head = fake.ArcMarginModel()
             head.weight = torch.nn.Parameter(torch.zeros(8, 512))
             opt = torch.optim.SGD([*net.parameters(), head.weight], lr=0.1, momentum=0.9)
+            # written by torch < 1.6: the legacy (non-zip) serialization
             torch.save({"epoch": 16, "epochs_since_improvement": 0, "acc": 0.99, "model": torch.nn.DataParallel(net),
-                        "metric_fc": head, "optimizer": opt}, path)
+                        "metric_fc": head, "optimizer": opt}, path, _use_new_zipfile_serialization=False)
     finally:
         for k, v in saved.items():
             if v is None:

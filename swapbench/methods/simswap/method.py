@@ -38,7 +38,7 @@ from swapbench.faces import parsing
 from swapbench.methods.base import FaceBatch, SwapMethod
 from swapbench.methods.ghost.random_weights import random_state_dict
 from swapbench.methods.simswap.networks import ArcFace, Generator, SoftErosion
-from swapbench.weights import FORMATS, WeightFile, WeightsError, check_fits, state_dict_problems
+from swapbench.weights import WeightFile, WeightsError, check_fits, state_dict_problems
 
 RELEASE = "https://github.com/neuralchen/SimSwap/releases/download"
 LICENCE = "CC BY-NC 4.0 (SimSwap code and release; academic and non-commercial use only)"
@@ -71,15 +71,12 @@ ARCFACE_CLASSES = (
     *_TORCH_MODULES, "torch.nn.parallel.data_parallel.DataParallel", "torch.optim.sgd.SGD",
     "collections.defaultdict", "builtins.dict", "builtins.set",
 )
-# TODO(spine): the pickled_module format lands on main with the crop-conventions work; until then the
-# file is declared as a state dict so that the package imports.
-_PICKLED = "pickled_module" in FORMATS
 ARCFACE_FILE = WeightFile(
     name="simswap/arcface_checkpoint", filename="arcface_checkpoint.tar", url=f"{RELEASE}/1.0/arcface_checkpoint.tar",
     licence="no licence published (foamliu/InsightFace-v2 model, trained on MS1M-RetinaFace: non-commercial research)",
+    format="pickled_module", pickle_classes=ARCFACE_CLASSES,
     note="a pickled SE-ResNet-101 module (re-uploaded 2023-04-25; the 2020 training checkpoint also loads);"
          " its code is never run",
-    **({"format": "pickled_module", "pickle_classes": ARCFACE_CLASSES} if _PICKLED else {}),
 )
 PARSER_FILE = parsing.WEIGHTS
 
