@@ -43,6 +43,7 @@ def write_arcface_file(path, state: dict, layout: str = "2023") -> None:
     """
     import sys
     import types
+    import warnings
 
     from swapbench.methods.simswap.networks import IRBlock, SEBlock
 
@@ -62,15 +63,18 @@ def write_arcface_file(path, state: dict, layout: str = "2023") -> None:
     saved = {k: sys.modules.get(k) for k in ("models", where)}
     sys.modules.update({"models": types.ModuleType("models"), where: fake})
     try:
-        if layout == "2023":
-            torch.save(net, path)
-        else:
-            head = fake.ArcMarginModel()
-            head.weight = torch.nn.Parameter(torch.zeros(8, 512))
-            opt = torch.optim.SGD([*net.parameters(), head.weight], lr=0.1, momentum=0.9)
-            # written by torch < 1.6: the legacy (non-zip) serialization
-            torch.save({"epoch": 16, "epochs_since_improvement": 0, "acc": 0.99, "model": torch.nn.DataParallel(net),
-                        "metric_fc": head, "optimizer": opt}, path, _use_new_zipfile_serialization=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "couldn't retrieve source code" of the stand-in classes
+            if layout == "2023":
+                torch.save(net, path)
+            else:
+                head = fake.ArcMarginModel()
+                head.weight = torch.nn.Parameter(torch.zeros(8, 512))
+                opt = torch.optim.SGD([*net.parameters(), head.weight], lr=0.1, momentum=0.9)
+                # written by torch < 1.6: the legacy (non-zip) serialization
+                torch.save({"epoch": 16, "epochs_since_improvement": 0, "acc": 0.99,
+                            "model": torch.nn.DataParallel(net), "metric_fc": head, "optimizer": opt},
+                           path, _use_new_zipfile_serialization=False)
     finally:
         for k, v in saved.items():
             if v is None:
