@@ -15,6 +15,9 @@ Declared hooks, so the engine never guesses from attributes:
   so a swap never depends on batch size, batch composition, worker count or DDP rank;
 - `note(pair_id, text)`: a remark on one pair's swap that is not a failure (e.g. a fallback the official
   code takes silently); the engine stores it with the swap and reports it with the run.
+- `frame_paste(frame, crop, matrix)`: the method's own paste-back of one of its crops into the full frame
+  (uint8 arrays, matrix frame -> crop), used where pictures show swaps in their frames (the leaderboard's
+  frame grid); None (the default): the engine's landmark-hull paste. Scoring never uses it.
 """
 
 from __future__ import annotations
@@ -81,6 +84,8 @@ class SwapMethod(L.LightningModule):
     weights: ClassVar[tuple[WeightFile, ...]] = ()
     # True for reference rows (e.g. methods run with random weights in tests): never published.
     publishable: ClassVar[bool] = True
+    # The method's own paste-back for pictures (see the module docstring); a staticmethod, or None.
+    frame_paste: ClassVar[typing.Callable | None] = None
 
     @dataclass(frozen=True)
     class Options:
