@@ -133,6 +133,7 @@ class SimSwap(SwapMethod):
     code = "https://github.com/neuralchen/SimSwap"
     crop = "ghost"  # insightface's five 5-point templates, the lowest-error one per face
     size = 224
+    # source_crop / source_size stay None: the official scripts align the source as the target (app.get)
     weights = (GENERATOR_FILES[224], ARCFACE_FILE, PARSER_FILE)
 
     @dataclass(frozen=True)
