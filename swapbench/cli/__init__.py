@@ -170,11 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="folder holding the data sets the golden runs read (ffhq/, celebahq/, ffpp/)")
     p.add_argument("--no-progress", action="store_true")
 
-    p = sub.add_parser("weights", parents=[common, fmt], help="list every registered weight file and its status; `download` fetches them")
+    p = sub.add_parser("weights", parents=[common, fmt], help="list the registered weight files and their status; `download` fetches them")
     p.add_argument("action", nargs="?", choices=["download"], help="download NAME… (or --for METHOD) into the weights cache")
-    p.add_argument("names", nargs="*", metavar="NAME", help="registry name or file name")
+    p.add_argument("names", nargs="*", metavar="NAME", help="registry name or file name, after `download`")
     p.add_argument("--for", dest="used_by", action="append", default=[], metavar="METHOD_OR_BACKEND",
-                   help="every file a method or metric backend uses (repeatable)")
+                   help="only the files a method or metric backend uses (repeatable; lists or downloads them)")
     p.add_argument("--weights-dir")
     p.add_argument("--retries", type=int, default=2, help="resume a dropped download this many times")
     p.add_argument("--no-progress", action="store_true")
@@ -474,13 +474,17 @@ def cmd_weights(args) -> int:
     from swapbench.bench.catalogue import weight_files
     from swapbench.weights import download
 
+    from swapbench.bench.catalogue import select
+    from swapbench.weights import recorded
+
     if args.action == "download":
         return cmd_weights_download(args)
-    if args.names or args.used_by:
-        raise UserError("names and --for go with `bench weights download`")
     dirs = weights.search_dirs(args.weights_dir)
     rows = []
+    chosen = {f.name for f in select(args.names, args.used_by)} if args.names or args.used_by else None
     for name, (f, users) in weight_files().items():
+        if chosen is not None and name not in chosen:
+            continue
         st = weights.status(f, args.weights_dir)
         state = st.status
         parts = [download.part_path(d / f.filename) for d in dirs]  # an interrupted `bench weights download`
@@ -488,7 +492,7 @@ def cmd_weights(args) -> int:
             done = max(p.stat().st_size for p in parts if p.is_file())
             state += f" ({done:,} bytes downloaded; `bench weights download` resumes)"
         rows.append({"name": name, "file": f.filename, "format": f.format, "used_by": users, "licence": f.licence,
-                     "size": f.size, "sha256": f.sha256, "source": download.source_kind(f), "url": f.url,
+                     "size": f.size, "sha256": recorded.listing(f, st.path), "source": download.source_kind(f), "url": f.url,
                      "status": state, "path": str(st.path) if st.path else None,
                      "put_it_in": str(dirs[0] / f.filename)})
     emit(rows, Columns.of(("name", "name"), ("file", "file"), ("format", "format"), ("used_by", "used by"),
