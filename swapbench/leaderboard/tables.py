@@ -110,6 +110,20 @@ DEFAULT_BREAKDOWN = {"ffpp": "target_identity"}  # FF++: the identity is the vid
 NO_VALUE = ""  # the metric of the row standing for a run without any value
 
 
+NON_NEGATIVE = {"fid", "fid_inf"}  # distances: a negative estimate is numerical noise or a failed extrapolation
+EXTRAPOLATED = {"fid_inf"}  # not shown at all below fid.min_samples
+
+
+def hidden(row) -> str | None:
+    """The footnote mark of a set-level value that is not shown as a number, or None: FID∞ below
+    fid.min_samples (†), a negative FID or FID∞ at any n (‡)."""
+    if row["metric"] in EXTRAPOLATED and not meaningful(row):
+        return "†"
+    if row["metric"] in NON_NEGATIVE and pd.notna(row["value"]) and row["value"] < 0:
+        return "‡"
+    return None
+
+
 def _cell(row, common: bool = False) -> str:
     """A value with its interval; common=True: the headline value on the pairs common to all methods
     (bold when the column's best or not significantly different from it)."""
@@ -118,6 +132,8 @@ def _cell(row, common: bool = False) -> str:
     use_common = common and row["metric"] not in SET_LEVEL
     if use_common and pd.isna(row.get("value_common")):
         return "–"
+    if mark := hidden(row):
+        return f"– (n={row['n']}) {mark}"
     value, lo, hi = ((row["value_common"], row["ci_low_common"], row["ci_high_common"]) if use_common
                      else (row["value"], row["ci_low"], row["ci_high"]))
     text = fmt.format(value * scale)
@@ -157,9 +173,10 @@ def markdown(df: pd.DataFrame, store: Store, grids: dict[str, str] | None = None
         out.append(f"## {protocol}\n")
         out += _table(part, runs, order, metrics_order, n_pairs, common=has_common)
         fams = sorted({b for b in part["backend"] if b})
+        backends = ", ".join(f"`{b}`" for b in fams) or "none (no metric has a value)"
         out.append("")
         if has_common:
-            out.append(f"Protocol `{protocol}` hash `{phash}`, {n_pairs} pairs. Backends: {', '.join(f'`{b}`' for b in fams)}. "
+            out.append(f"Protocol `{protocol}` hash `{phash}`, {n_pairs} pairs. Backends: {backends}. "
                        "Each per-pair value: mean over the pairs that every listed method evaluated "
                        f"({_common_text(part, metrics_order, n_pairs)}) [95% percentile bootstrap interval over those "
                        "pairs]. **Bold**: the best value of its column and every method not significantly different "
@@ -176,15 +193,13 @@ def markdown(df: pd.DataFrame, store: Store, grids: dict[str, str] | None = None
             out += _table(part, runs, order, metrics_order, n_pairs, common=False)
             out.append("")
         else:
-            out.append(f"Protocol `{protocol}` hash `{phash}`, {n_pairs} pairs. Backends: {', '.join(f'`{b}`' for b in fams)}. "
+            out.append(f"Protocol `{protocol}` hash `{phash}`, {n_pairs} pairs. Backends: {backends}. "
                        "Each value: mean over evaluated pairs [95% percentile bootstrap interval over pairs]; "
                        "(n=…) where some pairs have no value. Coverage: a pair fails when a face cannot be found "
                        "or cropped, the method fails, or a metric backend cannot embed the swap.")
-        if any(not meaningful(r) for _, r in part.iterrows()):
+        for note in footnotes(part):
             out.append("")
-            out.append(f"† FID, FID∞, PRD and precision/recall from fewer than {int(part['min_samples'].dropna().iloc[0])} "
-                       "images: strongly biased by the small sample, not meaningful as absolute values or across "
-                       "protocols. FIDs from different extractors or resize policies are not comparable either.")
+            out.append(note)
         reasons = Counter()
         for run_id in runs["run_id"]:
             for f in store.failures(run_id):
@@ -207,17 +222,41 @@ def markdown(df: pd.DataFrame, store: Store, grids: dict[str, str] | None = None
     return "\n".join(out)
 
 
+def footnotes(part) -> list[str]:
+    """The footnotes a protocol's table needs: † small sample, ‡ negative FID, the KID estimator."""
+    rows = [r for _, r in part.iterrows()]
+    notes = []
+    if any(not meaningful(r) for r in rows):
+        n = int(part["min_samples"].dropna().iloc[0])
+        notes.append(f"† FID, PRD and precision/recall from fewer than {n} images: strongly biased by the small "
+                     "sample, not meaningful as absolute values or across protocols. FID∞ is not shown below "
+                     f"{n} images: it extrapolates FID to infinitely many images from FIDs of subsets, which needs "
+                     "thousands of images. FIDs from different extractors or resize policies are not comparable either.")
+    if any(hidden(r) == "‡" for r in rows):
+        notes.append("‡ The FID or FID∞ estimate came out negative, which a distance cannot be (numerical error "
+                     "of the matrix square root, or an extrapolation that overshoots): not shown.")
+    if any(r["metric"] == "kid" for r in rows):
+        notes.append("KID is an unbiased estimator: it can be slightly negative when the swaps and the real faces "
+                     "are not distinguishable at this sample size; read values near 0 against KID sd.")
+    return notes
+
+
+def _row(cells) -> str:
+    """One row of a GitHub markdown table: every row of a table has the same number of cells."""
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+
 def _table(part, runs, order, metrics_order, n_pairs, common: bool) -> list[str]:
-    lines = ["| method | " + " | ".join(_header(m) for m in metrics_order) + " | coverage |",
-             "|---|" + "---:|" * len(metrics_order) + "---|"]
+    lines = [_row(["method", *(_header(m) for m in metrics_order), "coverage"]),
+             _row(["---", *("---:" for _ in metrics_order), "---"])]
     for method in order:
-        cells = []
+        cells = [method]
         for m in metrics_order:
             hit = part[(part["method"] == method) & (part["metric"] == m)]
             cells.append(_cell(hit.iloc[0], common) if len(hit) else "–")
         failed = int(runs.loc[method, "pairs_failed"])
         cells.append(f"{n_pairs - failed}/{n_pairs} evaluated, {failed} failed")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append(_row(cells))
     return lines
 
 
