@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="resume an interrupted run (the default behaviour)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--no-progress", action="store_true", help="no live display; one line per finished stage")
+    p.add_argument("--format", choices=["table", "markdown"],
+                   help="the results at the end: a compact table (default on a terminal) or the full leaderboard "
+                        "markdown with intervals and notes (default when piped)")
 
     p = sub.add_parser("list", parents=[common, fmt], help="list methods, protocols or metric backends")
     p.add_argument("what", choices=["methods", "protocols", "backends"])
@@ -280,9 +283,34 @@ def cmd_run(args) -> int:
     store = Store(cfg["store"])
     df = tables.collect(store, include_unpublishable=True)
     df = df[df["run_id"].isin([r.run_id for r in results])] if not df.empty else df
-    print(tables.markdown(df, store), end="")
+    if (args.format or ("table" if console.is_terminal else "markdown")) == "markdown":
+        print(tables.markdown(df, store), end="")
+    else:
+        print_compact(tables.compact(df))
     print_run_summary(results, store, caught)
     return EXIT_NOTHING_EVALUATED if results and all(r.swapped == 0 for r in results) else EXIT_OK
+
+
+def print_compact(headlines) -> None:
+    """The headline values of each protocol as one terminal table, best or tied in bold colour, and where
+    the full tables are."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    for h in headlines:
+        table = Table(title=h.protocol, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+        table.add_column("")
+        for method in h.methods:
+            table.add_column(method, justify="right", overflow="fold")
+        for cells, best in zip(h.rows, h.best):
+            table.add_row(cells[0], *(Text(c, style="bold green" if b else "") for c, b in zip(cells[1:], best)))
+        console.print(table)
+        console.print("bold green: best, or not significantly different from the best, on the pairs every method "
+                      "evaluated." + (" †: from fewer images than fid.min_samples, strongly biased (FID∞ not shown)."
+                                      if h.footnote else ""), highlight=False, style="dim")
+    console.print("Full tables with 95% intervals, sample sizes and notes: `bench leaderboard`; "
+                  "the HTML report: `bench report`.", highlight=False)
 
 
 def print_run_summary(results, store, caught_warnings=()) -> None:

@@ -11,6 +11,7 @@ names the protocol hash, the backends and the runs, so every number can be trace
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -220,6 +221,61 @@ def markdown(df: pd.DataFrame, store: Store, grids: dict[str, str] | None = None
             out.append(f"![{protocol}: source | target | swaps]({grids[protocol]})")
         out.append("")
     return "\n".join(out)
+
+
+COMPACT_SKIP = {"kid_std"}  # the spread of KID over subsets: in the full tables only
+
+
+@dataclass
+class Compact:
+    """One protocol's headline values for a terminal, one row per metric and one column per method (so
+    that it fits 80 columns), best-or-tied marked apart."""
+
+    protocol: str
+    methods: list[str]
+    rows: list[list[str]]  # [metric label (with † where it applies), value per method]; last: evaluated pairs
+    best: list[list[bool]]  # per value of rows
+    footnote: bool  # some label carries †
+
+
+def compact(df: pd.DataFrame) -> list[Compact]:
+    """The headline table of each protocol (common-pairs values where there are some) without intervals,
+    sample sizes or prose: what fits a terminal at the end of `bench run`."""
+    out = []
+    if df.empty:
+        return out
+    for (protocol, _), part in df.groupby(["protocol", "protocol_hash"], sort=True):
+        runs = part.drop_duplicates("method").set_index("method")
+        order = sorted(runs.index, key=lambda m: _sort_key(part, m))
+        n_pairs = int(runs["pairs"].iloc[0])
+        common = "value_common" in part.columns and part["value_common"].notna().any()
+        rows, best, flagged = [], [], False
+        for m in (m for m in COLUMNS if m in set(part["metric"]) and m not in COMPACT_SKIP):
+            hits = {method: part[(part["method"] == method) & (part["metric"] == m)] for method in order}
+            found = [h.iloc[0] for h in hits.values() if len(h)]
+            dagger = any(not meaningful(r) and not hidden(r) for r in found) or any(hidden(r) == "†" for r in found)
+            flagged |= dagger
+            rows.append([_header(m) + (" †" if dagger else "")]
+                        + [_short(h.iloc[0], common) if len(h) else "–" for h in hits.values()])
+            best.append([len(h) > 0 and common and m not in SET_LEVEL and h.iloc[0].get("best_or_tied") is True
+                         for h in hits.values()])
+        rows.append(["evaluated"] + [f"{n_pairs - int(runs.loc[method, 'pairs_failed'])}/{n_pairs}" for method in order])
+        best.append([False] * len(order))
+        out.append(Compact(protocol, order, rows, best, flagged))
+    return out
+
+
+def _short(row, common: bool) -> str:
+    """A headline value in at most about 6 characters: 3 significant digits, whole numbers from 100."""
+    if hidden(row):
+        return "–"
+    use_common = common and row["metric"] not in SET_LEVEL
+    value = row["value_common"] if use_common else row["value"]
+    if pd.isna(value):
+        return "–"
+    col = COLUMNS.get(row["metric"])
+    value = value * (100.0 if col and col.percent else 1.0)
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
 
 
 def footnotes(part) -> list[str]:
