@@ -56,7 +56,7 @@ class Outcome:
 
 
 MANUAL_HOSTS = {  # pages that need a browser (a share page, a sign-in, a captcha): never fetched as a file
-    "pan.baidu.com": "a Baidu Netdisk share (the note gives the extraction code)",
+    "pan.baidu.com": "a Baidu Netdisk share: open it in a browser, with the extraction code of the note if any",
     "1drv.ms": "a OneDrive share", "onedrive.live.com": "a OneDrive share", "sharepoint.com": "a OneDrive share",
     "cloud.tsinghua.edu.cn": "a Tsinghua cloud folder",
 }
@@ -137,9 +137,8 @@ def instructions(f: WeightFile, weights_dir=None) -> str:
     where = weights.search_dirs(weights_dir)
     lines = [f"{f.name} ({f.filename}) cannot be downloaded automatically."]
     lines.append(f"  get it from: {f.url}" if f.url else "  the official release publishes no download link")
-    why = _manual_reason(f.url) if f.url else None
-    if why or f.manual:
-        lines.append(f"  why by hand: {why or 'the page asks for a registration or a licence agreement first'}")
+    if f.url and (why := _manual_reason(f.url)):  # otherwise the note says why (a form, a zip to extract)
+        lines.append(f"  why by hand: {why}")
     if f.note:
         lines.append(f"  note: {f.note}")
     lines.append(f"  licence: {f.licence}")
