@@ -266,7 +266,7 @@ def compact(df: pd.DataFrame) -> list[Compact]:
 
 
 def _short(row, common: bool) -> str:
-    """A headline value in at most about 6 characters: 3 significant digits, whole numbers from 100."""
+    """A headline value in at most about 7 characters: 3 decimals below 10 (4 for KID), 1 up to 100, whole above."""
     if hidden(row):
         return "–"
     use_common = common and row["metric"] not in SET_LEVEL
@@ -275,7 +275,11 @@ def _short(row, common: bool) -> str:
         return "–"
     col = COLUMNS.get(row["metric"])
     value = value * (100.0 if col and col.percent else 1.0)
-    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 10 or (col and col.percent):
+        return f"{value:.1f}"
+    return f"{value:.4f}" if row["metric"] in SMALL_VALUES else f"{value:.3f}"
 
 
 def footnotes(part) -> list[str]:
