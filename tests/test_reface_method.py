@@ -30,6 +30,9 @@ def test_official_checkpoint_layout_converts_onto_the_port(tiny):
     assert any(k.startswith("cond_stage_model.model.text_model.") for k in ignored)
     assert any(k.startswith("cond_stage_model.mapper.") for k in ignored)
     assert "betas" in ignored and not any(k.startswith(("model.diffusion_model", "first_stage_model")) for k in ignored)
+    # transformers 4.19.2 (the official pin) saves both towers' position_ids: dropped whatever their prefix
+    assert {"cond_stage_model.model.vision_model.embeddings.position_ids",
+            "cond_stage_model.model.text_model.embeddings.position_ids"} <= set(ignored)
     with torch.device("meta"):
         port = {f"unet.{k}": v for k, v in M.build_unet(arch).state_dict().items()}
         port |= {f"vae.{k}": v for k, v in M.build_vae(arch).state_dict().items()}
@@ -42,6 +45,7 @@ def test_official_checkpoint_layout_converts_onto_the_port(tiny):
         assert man["cond_stage_model.model.visual_projection.weight"] == [768, 1024]
         assert man["learnable_vector"] == [1, 1, 768] and man["ID_proj_out.weight"] == [768, 512]
         assert man["landmark_proj_out.weight"] == [768, 136]
+        assert len(man) == 2087 and sum(k.startswith("lpips_loss.") for k in ignored) == 17
 
 
 def test_unet_config_matches_diffusers_builder_from_the_official_yaml():
