@@ -41,7 +41,7 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 def from_uint8(arrays: np.ndarray, device=None) -> torch.Tensor:
     """[B, S, S, 3] uint8 -> [B, 3, S, S] in [-1, 1] (ToTensor + Normalize(0.5, 0.5))."""
-    x = torch.from_numpy(np.ascontiguousarray(arrays)).permute(0, 3, 1, 2).float().div(255)
+    x = torch.from_numpy(np.ascontiguousarray(arrays)).permute(0, 3, 1, 2).contiguous().float().div(255)  # as ToTensor
     return ((x - 0.5) / 0.5).to(device)
 
 
