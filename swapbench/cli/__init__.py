@@ -176,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--for", dest="used_by", action="append", default=[], metavar="METHOD_OR_BACKEND",
                    help="every file a method or metric backend uses (repeatable)")
     p.add_argument("--weights-dir")
+    p.add_argument("--set", action="append", default=[], metavar="METHOD.OPTION=VALUE",
+                   help="a method option that changes the files --for needs, e.g. megafs.masks=annotation")
     p.add_argument("--retries", type=int, default=2, help="resume a dropped download this many times")
     p.add_argument("--no-progress", action="store_true")
     return parser
@@ -476,8 +478,8 @@ def cmd_weights(args) -> int:
 
     if args.action == "download":
         return cmd_weights_download(args)
-    if args.names or args.used_by:
-        raise UserError("names and --for go with `bench weights download`")
+    if args.names or args.used_by or args.set:
+        raise UserError("names, --for and --set go with `bench weights download`")
     dirs = weights.search_dirs(args.weights_dir)
     rows = []
     for name, (f, users) in weight_files().items():
@@ -505,7 +507,7 @@ def cmd_weights_download(args) -> int:
     from swapbench.bench.catalogue import select
     from swapbench.weights import download
 
-    files = select(args.names, args.used_by)
+    files = select(args.names, args.used_by, config_mod.parse_set(args.set))
     if not files:
         raise UserError("name the files to download (see `bench weights`) or pass --for METHOD_OR_BACKEND")
     unavailable = 0

@@ -148,6 +148,11 @@ class MegaFS(SwapMethod):
         self.weights_loaded = False
         self.eval()
 
+    @classmethod
+    def weights_for(cls, options: MegaFSOptions) -> tuple[WeightFile, ...]:
+        """masks=annotation reads the data set's masks: the BiSeNet parser's file is not needed."""
+        return tuple(f for f in cls.weights if f is not PARSER_WEIGHTS) if options.masks == "annotation" else cls.weights
+
     def load_weights(self, state: dict[str, object]) -> None:
         swap_file = self.weights[0]
         for wf in self.weights:
@@ -162,8 +167,9 @@ class MegaFS(SwapMethod):
         parts = ((self.encoder, ckpt["e"], swap_file, "HieRFE encoder ('e')"),
                  (self.swapper, ckpt["s"], swap_file, f"{self.swap_type} transfer module ('s')"),
                  # officially loaded with strict=False; all 171 keys must be there for the result to hold
-                 (self.generator, gan["g_ema"], STYLEGAN_FILE, "StyleGAN2 generator ('g_ema')"),
-                 (self.parser.net, state[PARSER_WEIGHTS.name], PARSER_WEIGHTS, "BiSeNet face parser"))
+                 (self.generator, gan["g_ema"], STYLEGAN_FILE, "StyleGAN2 generator ('g_ema')"))
+        if PARSER_WEIGHTS in self.weights:
+            parts += ((self.parser.net, state[PARSER_WEIGHTS.name], PARSER_WEIGHTS, "BiSeNet face parser"),)
         for module, sd, wf, what in parts:  # check everything before changing anything
             check_fits(module, sd, wf, f"MegaFS {what}")
         for module, sd, _, _ in parts:
