@@ -140,7 +140,10 @@ def test_swap_depends_on_pair_not_batch(tiny_method):
     out3 = tiny_method.swap(FaceBatch(src, slm, ids), FaceBatch(tgt, tlm, ids))
     assert out3.shape == (3, 3, 512, 512) and out3.min() >= 0 and out3.max() <= 1
     one = tiny_method.swap(FaceBatch(src[1:2], slm[1:2], ["b"]), FaceBatch(tgt[1:2], tlm[1:2], ["b"]))
-    torch.testing.assert_close(one[0], out3[1], rtol=0, atol=1e-5)
+    # the same noise and inputs; batched kernels differ by ~1e-6, and the official 8-bit truncation turns a
+    # value that close to a level boundary into one level: at most one level, on a few values only
+    levels = ((one[0] - out3[1]).abs() * 255).round()
+    assert levels.max() <= 1 and (levels > 0).float().mean() < 1e-3, (levels.max(), (levels > 0).float().mean())
     assert (out3[0] - out3[2]).abs().max() > 1e-3
 
 
