@@ -30,6 +30,9 @@ def test_official_checkpoint_layout_converts_onto_the_port(tiny):
     assert any(k.startswith("cond_stage_model.model.text_model.") for k in ignored)
     assert any(k.startswith("cond_stage_model.mapper.") for k in ignored)
     assert "betas" in ignored and not any(k.startswith(("model.diffusion_model", "first_stage_model")) for k in ignored)
+    # transformers 4.19.2 (the official pin) saves both towers' position_ids: dropped whatever their prefix
+    assert {"cond_stage_model.model.vision_model.embeddings.position_ids",
+            "cond_stage_model.model.text_model.embeddings.position_ids"} <= set(ignored)
     with torch.device("meta"):
         port = {f"unet.{k}": v for k, v in M.build_unet(arch).state_dict().items()}
         port |= {f"vae.{k}": v for k, v in M.build_vae(arch).state_dict().items()}
@@ -42,6 +45,7 @@ def test_official_checkpoint_layout_converts_onto_the_port(tiny):
         assert man["cond_stage_model.model.visual_projection.weight"] == [768, 1024]
         assert man["learnable_vector"] == [1, 1, 768] and man["ID_proj_out.weight"] == [768, 512]
         assert man["landmark_proj_out.weight"] == [768, 136]
+        assert len(man) == 2087 and sum(k.startswith("lpips_loss.") for k in ignored) == 17
 
 
 def test_unet_config_matches_diffusers_builder_from_the_official_yaml():
@@ -136,7 +140,10 @@ def test_swap_depends_on_pair_not_batch(tiny_method):
     out3 = tiny_method.swap(FaceBatch(src, slm, ids), FaceBatch(tgt, tlm, ids))
     assert out3.shape == (3, 3, 512, 512) and out3.min() >= 0 and out3.max() <= 1
     one = tiny_method.swap(FaceBatch(src[1:2], slm[1:2], ["b"]), FaceBatch(tgt[1:2], tlm[1:2], ["b"]))
-    torch.testing.assert_close(one[0], out3[1], rtol=0, atol=1e-5)
+    # the same noise and inputs; batched kernels differ by ~1e-6, and the official 8-bit truncation turns a
+    # value that close to a level boundary into one level: at most one level, on a few values only
+    levels = ((one[0] - out3[1]).abs() * 255).round()
+    assert levels.max() <= 1 and (levels > 0).float().mean() < 1e-3, (levels.max(), (levels > 0).float().mean())
     assert (out3[0] - out3[2]).abs().max() > 1e-3
 
 

@@ -59,6 +59,8 @@ def run(cfg: dict, reporter: Reporter | None = None) -> list[MethodRun]:
             raise ValueError(f"backend {cfg['metrics'][family]!r} computes {cls.family}, not {family}")
     detector = detect.detector_class(cfg["face"]["detector"])
     instances = [cls.from_config(cfg) for cls in method_classes]  # options checked before any work
+    for method in instances:
+        method.check_protocol(protocol)
 
     # Every weight file of every method, backend and the face detector is found, hashed, opened and
     # validated before the first face is detected: a bad file costs seconds, not the face stage.

@@ -179,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--for", dest="used_by", action="append", default=[], metavar="METHOD_OR_BACKEND",
                    help="only the files a method or metric backend uses (repeatable; lists or downloads them)")
     p.add_argument("--weights-dir")
+    p.add_argument("--set", action="append", default=[], metavar="METHOD.OPTION=VALUE",
+                   help="a method option that changes the files --for needs, e.g. megafs.masks=annotation")
     p.add_argument("--retries", type=int, default=2, help="resume a dropped download this many times")
     p.add_argument("--no-progress", action="store_true")
     return parser
@@ -511,7 +513,8 @@ def cmd_weights(args) -> int:
         return cmd_weights_download(args)
     dirs = weights.search_dirs(args.weights_dir)
     rows = []
-    chosen = {f.name for f in select(args.names, args.used_by)} if args.names or args.used_by else None
+    chosen = ({f.name for f in select(args.names, args.used_by, config_mod.parse_set(args.set))}
+              if args.names or args.used_by else None)
     for name, (f, users) in weight_files().items():
         if chosen is not None and name not in chosen:
             continue
@@ -539,7 +542,7 @@ def cmd_weights_download(args) -> int:
     from swapbench.bench.catalogue import select
     from swapbench.weights import download
 
-    files = select(args.names, args.used_by)
+    files = select(args.names, args.used_by, config_mod.parse_set(args.set))
     if not files:
         raise UserError("name the files to download (see `bench weights`) or pass --for METHOD_OR_BACKEND")
     unavailable = 0

@@ -10,7 +10,11 @@ Declared hooks, so the engine never guesses from attributes:
 - `Options`: a frozen dataclass of the method's typed options, read from the config section named
   after the method (`--set NAME.option=value`), validated, part of the run id, shown by `bench list methods`;
 - `from_config(cfg)`: builds the instance from the resolved config (default: `cls(options=...)`);
+- `weights_for(options)`: the weight files a run with these options needs (default: every file in `weights`);
+  the instance's `weights` is set from it, so the engine's checks, `bench weights download --for` and the
+  provenance follow the options;
 - `input_images(protocol)`: extra per-pair images the engine prepares like protocol images (default: none);
+- `check_protocol(protocol)`: raise ValueError, before any work, if the options cannot run on this protocol;
 - `pair_generator(pair_id, device)`: the random generator of one pair, seeded by (run seed, pair id),
   so a swap never depends on batch size, batch composition, worker count or DDP rank;
 - `note(pair_id, text)`: a remark on one pair's swap that is not a failure (e.g. a fallback the official
@@ -95,6 +99,7 @@ class SwapMethod(L.LightningModule):
         super().__init__()
         self.options = options if options is not None else self.Options()
         check_choices(type(self), self.options)
+        self.weights = type(self).weights_for(self.options)
         self.seed = 0  # the run seed; the engine sets it (see pair_generator)
         self._notes: dict[str, str] = {}
 
@@ -105,6 +110,11 @@ class SwapMethod(L.LightningModule):
         method.seed = cfg["engine"]["seed"]
         return method
 
+    @classmethod
+    def weights_for(cls, options) -> tuple[WeightFile, ...]:
+        """The weight files a run with these options needs; `weights` lists every file the method may use."""
+        return cls.weights
+
     def option_values(self) -> dict:
         """The options as plain values (part of the run id and the provenance)."""
         return dataclasses.asdict(self.options)
@@ -113,6 +123,9 @@ class SwapMethod(L.LightningModule):
         """{pair id: image uri} of an extra image per pair, prepared by the engine like every protocol
         image and passed to `swap` in place of the source crop (e.g. precomputed swaps). None: no extra input."""
         return None
+
+    def check_protocol(self, protocol) -> None:
+        """Raise ValueError (one line naming the protocol it needs) if these options cannot run on `protocol`."""
 
     def pair_generator(self, pair_id: str, device: torch.device | str = "cpu") -> torch.Generator:
         """The random generator of one pair: seeded by (run seed, pair id), on the given device."""

@@ -167,9 +167,13 @@ class INSwapper(SwapMethod):
         # truncate the output to 8 bits as insightface does (astype(uint8) after clip(255 * pred))
         truncate: bool = True
 
+    @classmethod
+    def weights_for(cls, options) -> tuple:
+        """The swapper file the `model` option names, and the source identity model."""
+        return (MODEL_FILES[options.model], W600K_R50)
+
     def __init__(self, options=None):
         super().__init__(options)
-        self.weights = (MODEL_FILES[self.options.model], W600K_R50)
         self.paths: dict[str, Path] = {}
         self.emap: np.ndarray | None = None
         self.emap_name = ""

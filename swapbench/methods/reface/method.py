@@ -20,7 +20,8 @@ on FFHQ-aligned crops ("ffhq" convention): the target at 512, the source at 1024
            antialias); UNet input cat([x_t, z_inpaint, mask]) (Paint-by-Example order).
   sampler  DDIM (diffusers DDIMScheduler with LDM's schedule, swapbench.methods.diffusion), 50 steps,
            eta 0, classifier-free guidance 3.5 on a batched [uncond, cond] UNet call; no known-region
-           blending, no paste: the decoded 512 image is the swap, clamp((x + 1) / 2).
+           blending, no paste: the decoded 512 image is the swap, clamp((x + 1) / 2), to 8 bits by truncation
+           as the script saves it (`(255. * x).astype(np.uint8)`, `official_8bit`).
 
 Randomness: the posterior draw and the start latents (and the DDIM variance noise when eta > 0) come
 from the pair's own generator (`pair_generator`), in the official order (posterior, then start noise),
@@ -80,6 +81,12 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
     if device.type == "cuda" and dtype is not None:
         return torch.autocast("cuda", dtype=dtype)
     return contextlib.nullcontext()
+
+
+def official_8bit(images01: torch.Tensor) -> torch.Tensor:
+    """The script's PNG: `(255. * x).astype(np.uint8)` of the float32 [0, 1] image, truncation (not rounding:
+    43% of values would differ by one level), back in [0, 1] as exact k / 255 values."""
+    return torch.floor(images01.float() * 255.0) / 255.0
 
 
 def dlib_landmarks(images: torch.Tensor) -> tuple[torch.Tensor, list[bool]]:
@@ -315,7 +322,7 @@ class REFace(SwapMethod):
         z = self.net.sample(token.float(), z_inpaint, mask_lat, x_T, opt.steps, opt.guidance_scale, opt.eta, gens,
                             record=record, dtype=dtype)
         with _autocast(dev, dtype):
-            out = self.net.decode(z)
+            out = official_8bit(self.net.decode(z))
         if out_size is not None and out_size != res:
             out = F.interpolate(out, size=(out_size, out_size), mode="bilinear", antialias=True, align_corners=False)
         return out.clamp(0, 1)
