@@ -126,6 +126,8 @@ class BlendSwap(SwapMethod):
         # Built without initialisation (load_weights overwrites every value).
         for name, module in build_parts(self.channels, self.identity_net).items():
             setattr(self, name, module)
+        if self.channels != ENCODER_CHANNELS or self.identity_net is not iresnet100:
+            self.publishable = False  # a reduced test network: its rows never reach a published leaderboard
         self.weights_loaded = False
         self.eval()  # inference only: BatchNorm uses its running statistics, as the official forward forces
 
