@@ -131,4 +131,6 @@ def test_a_random_file_runs_through_the_engine(tmp_path, monkeypatch, capsys):
     swaps, files, publishable = complete_run(store, "blendswap")
     assert not publishable and len(swaps) == 2 and all(swaps.values()), swaps
     for pair_id in swaps:
-        assert np.asarray(Image.open(files / "raw" / f"{pair_id}.png")).shape == (256, 256, 3)
+        # the method's own crop is the scoring crop (ffhq_256): nothing to carry, no separate raw file
+        assert np.asarray(Image.open(files / f"{pair_id}.png")).shape == (256, 256, 3)
+        assert not (files / "raw" / f"{pair_id}.png").exists()
