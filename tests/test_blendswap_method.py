@@ -100,6 +100,23 @@ def test_a_bad_pair_fails_alone_through_predict_step(blendswap, three):
     assert torch.equal(out["image"][0], together[0])
 
 
+def test_the_real_file_check_compares_with_the_official_example_files(blendswap, three, tmp_path):
+    """tests/blendswap_real.py on an example triple written like the official one (PNG inputs, truncated output)."""
+    import numpy as np
+    from blendswap_real import level_difference, swap_example
+    from PIL import Image
+
+    src, tgt, together = three  # swap() rounds its inputs to 8 bits: the PNGs give the same swap
+    png = lambda t, name: Image.fromarray((t.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(tmp_path / name)  # noqa: E731
+    png(src.image[0], "source.png")
+    png(tgt.image[0], "target.png")
+    png(together[0], "output.png")
+    ours = swap_example(blendswap, tmp_path)
+    assert level_difference(ours, tmp_path / "output.png") == {"max": 0.0, "mean": 0.0, "equal": 1.0}
+    png(tgt.image[0], "output.png")  # the target passed through is not the swap
+    assert level_difference(ours, tmp_path / "output.png")["equal"] < 0.9
+
+
 def test_options_and_preset():
     from swapbench.bench import config
 
