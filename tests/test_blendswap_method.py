@@ -81,9 +81,11 @@ def test_swaps_do_not_depend_on_the_batch_and_are_truncated(blendswap, three):
     alone = torch.cat([blendswap.swap(src.row(i), tgt.row(i)) for i in range(3)])
     assert together.shape == (3, 3, 256, 256) and torch.equal(together, alone)
     assert torch.equal(together * 255, (together * 255).round())  # whole 8-bit levels (truncated)
-    plain = NarrowBlendSwap(BlendSwap.Options(truncate=False))
-    plain.load_weights({BLENDSWAP_FILE.name: narrow_state()})
-    untruncated = plain.swap(src.row(0), tgt.row(0))
+    truncating, blendswap.options = blendswap.options, BlendSwap.Options(truncate=False)
+    try:
+        untruncated = blendswap.swap(src.row(0), tgt.row(0))
+    finally:
+        blendswap.options = truncating
     assert torch.equal(torch.floor(untruncated * 255) / 255, together[:1])
     assert 0 < float((untruncated - together[:1]).mean()) < 1 / 255
     with pytest.raises(ValueError, match="arcface_112 sources and ffhq_256 targets"):
