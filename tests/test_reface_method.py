@@ -151,3 +151,39 @@ def test_presets_reproduce_the_paper_evaluation(name, protocol):
     assert cfg["metrics"] == {"identity": "arcface_irse50_reface", "pose": "hopenet", "expression": "deep3d_exp",
                               "inception": "fid_helper_inception"}
     assert REFace.Options(**cfg["reface"]) == REFace.Options()  # the official sampler settings
+
+
+def test_the_source_reaches_clip_from_the_official_1024_crop(tiny_method):
+    """Officially the aligned 1024 source goes straight to 224 (cv2 linear). REFace asks the engine for a
+    1024 source crop (its target stays at 512), and swap() resizes that crop, not a smaller copy of it."""
+    import cv2
+
+    from swapbench.faces.warp import to_uint8
+
+    assert tiny_method.source_convention == "ffhq_1024" and tiny_method.convention == "ffhq_512"
+    src, slm = _faces(1, 1)
+    src = torch.nn.functional.interpolate(src, size=(1024, 1024), mode="bicubic", align_corners=False).clamp(0, 1)
+    src = src + 0.2 * (torch.rand(src.shape, generator=torch.Generator().manual_seed(0)) - 0.5)  # 1024-px detail
+    src = src.clamp(0, 1)
+    tgt, tlm = _faces(1, 2)
+    seen = []
+    hook = tiny_method.net.cond.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    try:
+        tiny_method.swap(FaceBatch(src, slm * 2, ["a"]), FaceBatch(tgt, tlm, ["a"]))
+    finally:
+        hook.remove()
+    (clip_in,) = seen
+    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+    std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+    masked = clip_in != 0
+    assert masked.float().mean() > 0.05  # the source mask keeps part of the face
+    pixels = clip_in * std + mean
+    official = torch.from_numpy(cv2.resize(to_uint8(src)[0], (224, 224), interpolation=cv2.INTER_LINEAR))
+    official = official.permute(2, 0, 1)[None].float() / 255
+    # where the mask is 1 the input is the resized crop itself (fp16 round trip: 1e-3); mask edges are fractional
+    full = masked & (pixels - official).abs().lt(2e-3)
+    assert full.float().sum() > 0.9 * masked.float().sum()
+    half = torch.nn.functional.interpolate(src, size=(512, 512), mode="bilinear", antialias=True, align_corners=False)
+    from_512 = torch.from_numpy(cv2.resize(to_uint8(half)[0], (224, 224), interpolation=cv2.INTER_LINEAR))
+    from_512 = from_512.permute(2, 0, 1)[None].float() / 255
+    assert (from_512 - official)[masked].abs().mean() > 10 * 2e-3  # the old path would not pass the check above

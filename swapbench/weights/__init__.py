@@ -170,6 +170,8 @@ def locate(f: WeightFile, weights_dir=None) -> Path | None:
 
 def resolve(files, weights_dir=None) -> dict[str, Path]:
     """Map each file's registry name to its path; raise one error listing every missing or bad file."""
+    from swapbench.weights import download, recorded
+
     found, problems = {}, []
     where = search_dirs(weights_dir)
     for f in files:
@@ -179,8 +181,7 @@ def resolve(files, weights_dir=None) -> dict[str, Path]:
                 f"missing {f.filename} ({f.name}): download it from {f.url}"
                 f" and put it in {where[0]} (searched: {', '.join(map(str, where))})"
                 + (f"; {f.note}" if f.note else "")
-                + ("" if f.manual or not f.url.startswith(("https://", "http://", "hf://"))
-                   else f"; or run `bench weights download {f.name}`")
+                + ("" if download.source_kind(f) == "manual" else f"; or run `bench weights download {f.name}`")
             )
             continue
         if f.sha256 is not None:
@@ -190,6 +191,9 @@ def resolve(files, weights_dir=None) -> dict[str, Path]:
                 continue
         if f.members and (bad := folder_problems(f, p)):
             problems.extend(message for _, message in bad)
+            continue
+        if changed := recorded.mismatch(f, p):  # no published checksum: the hash recorded at download
+            problems.append(changed)
             continue
         found[f.name] = p
     if problems:
@@ -201,14 +205,22 @@ def resolve(files, weights_dir=None) -> dict[str, Path]:
 class WeightStatus:
     file: WeightFile
     path: Path | None
-    status: str  # "present" | "missing" | "checksum mismatch" | "present (unverified)" | "incomplete" (folders)
+    # "present" | "missing" | "checksum mismatch" | "present (unverified)" | "incomplete" (folders)
+    # | "present (matches the sha256 recorded at download)" (weights.recorded)
+    status: str
     sha256: str | None = field(default=None)
 
 
 def status(f: WeightFile, weights_dir=None, verify: bool = True) -> WeightStatus:
+    from swapbench.weights import recorded
+
     p = locate(f, weights_dir)
     if p is None:
         return WeightStatus(f, None, "missing")
+    if verify and not recorded.pinned(f) and recorded.recall(p) and not (f.members and folder_problems(f, p)):
+        changed = recorded.mismatch(f, p) is not None
+        return WeightStatus(f, p, "checksum mismatch" if changed else "present (matches the sha256 recorded at download)",
+                            hash_of(f, p))
     if f.members:
         bad = folder_problems(f, p, verify)
         if bad:
