@@ -40,6 +40,9 @@ def test_registry_declaration_and_conventions():
     assert weight_files()[BLENDSWAP_FILE.name] == (BLENDSWAP_FILE, ["blendswap"])
     assert FILES.get(BLENDFACE_FILE.name) is BLENDFACE_FILE
     assert "1ssTKnNVGomtrtPl57EOGzKNz62bh6mSs" in BLENDSWAP_FILE.url and "CC BY-NC-SA 4.0" in BLENDSWAP_FILE.licence
+    from swapbench.weights.download import source_kind
+
+    assert source_kind(BLENDSWAP_FILE) == source_kind(BLENDFACE_FILE) == "gdrive"  # fetched with gdown
 
 
 def test_blendswap_pth_is_checked_strictly_before_loading():

@@ -52,10 +52,8 @@ BLENDSWAP_FILE = WeightFile(
     filename="blendswap.pth",
     url="https://drive.google.com/file/d/1ssTKnNVGomtrtPl57EOGzKNz62bh6mSs/view?usp=sharing",
     licence=LICENCE,
-    size=None,
-    note=("the BlendSwap checkpoint of the BlendFace README (Google Drive, about 3 GB): the whole BlendSwap "
-          "state dict; download it and put it in the weights directory"),
-    manual=True,
+    note=("the BlendSwap checkpoint of the BlendFace README (Google Drive, about 3 GB, fetched with gdown; no "
+          "published checksum, so its sha256 is recorded at download): the whole BlendSwap state dict"),
 )
 # The BlendFace identity encoder alone (an iresnet100 state dict), the README's "BlendFace" model: not read
 # by the swapper (it has its own copy, Z_e), used by the real-file check of tests/blendswap_real.py.
@@ -64,8 +62,7 @@ BLENDFACE_FILE = register(WeightFile(
     filename="blendface.pt",
     url="https://drive.google.com/file/d/1FSCUC5CbyPKnl5Bbt58tPcKCVOyyt004/view?usp=sharing",
     licence=LICENCE,
-    note="the BlendFace iresnet100 of the BlendFace README (Google Drive); put it in the weights directory",
-    manual=True,
+    note="the BlendFace iresnet100 of the BlendFace README (Google Drive, fetched with gdown)",
 ))[0]
 
 # Prefix of each part in blendswap.pth -> the attribute of BlendSwap that holds it. Only these are used.
