@@ -95,16 +95,6 @@ def test_swaps_do_not_depend_on_the_batch_and_are_truncated(blendswap, three):
         blendswap.swap(tgt, tgt)
 
 
-def test_a_bad_pair_fails_alone_through_predict_step(blendswap, three):
-    src, tgt, together = three
-    image = src.image[:2].clone()
-    image[1] = float("nan")  # the identity encoder turns it into NaN: that pair fails, the other is kept
-    out = blendswap.predict_step({"source": image, "target": tgt.image[:2], "source_landmarks": src.landmarks[:2],
-                                  "target_landmarks": tgt.landmarks[:2], "pair_id": ["a", "b"]})
-    assert out["error"][0] is None and "non-finite" in out["error"][1]
-    assert torch.equal(out["image"][0], together[0])
-
-
 def test_the_real_file_check_compares_with_the_official_example_files(blendswap, three, tmp_path):
     """tests/blendswap_real.py on an example triple written like the official one (PNG inputs, truncated output)."""
     import numpy as np
