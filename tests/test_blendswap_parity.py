@@ -51,8 +51,7 @@ def _err(a, b) -> float:
 
 def test_checkpoint_layout_matches_the_official_manifest():
     manifest = json.loads((GOLDEN / "blendswap_manifest.json").read_text())["blendswap.pth"]
-    with torch.device("meta"):
-        layout = expected_layout(build_parts())
+    layout = expected_layout(build_parts(device="meta"))
     assert {k: list(v.shape) for k, v in layout.items()} == manifest
     assert list(layout) == list(manifest)  # the official order too
     used = [k for k in manifest if k.startswith(tuple(USED))]

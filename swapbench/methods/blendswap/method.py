@@ -76,12 +76,14 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
     return contextlib.nullcontext()
 
 
-def build_parts(channels: tuple[int, ...] = ENCODER_CHANNELS, identity=iresnet100) -> dict[str, nn.Module]:
-    """The modules the official inference uses, keyed by their attribute name, uninitialised (meta -> cpu)."""
+def build_parts(channels: tuple[int, ...] = ENCODER_CHANNELS, identity=iresnet100,
+                device: str = "cpu") -> dict[str, nn.Module]:
+    """The modules the official inference uses, keyed by their attribute name, uninitialised (built on meta,
+    then given memory on `device`; "meta": shapes only)."""
     with torch.device("meta"):
         parts = {"generator": AADGenerator(channels), "encoder": AttributeEncoder(channels),
                  "mask_head": nn.Conv2d(2 * channels[1], 1, 1), "identity_encoder": identity()}
-    return {k: m.to_empty(device="cpu") for k, m in parts.items()}
+    return parts if device == "meta" else {k: m.to_empty(device=device) for k, m in parts.items()}
 
 
 def expected_layout(parts: Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
