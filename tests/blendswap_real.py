@@ -7,7 +7,6 @@ BlendFace similarities 0.8186 / -0.0497 / 0.8015. With the real files at hand:
 
     python tests/blendswap_real.py --weights-dir WEIGHTS --repo BLENDFACE_CHECKOUT
 
-or, as a test: SWAPBENCH_BLENDSWAP_WEIGHTS=WEIGHTS SWAPBENCH_BLENDFACE_REPO=CHECKOUT pytest tests/test_blendswap_real.py
 """
 
 from __future__ import annotations
