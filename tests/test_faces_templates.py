@@ -197,3 +197,88 @@ def test_flipped_image_gives_mirrored_crop():
         five_flip = T.apply_transform(T.estimate_transform(convention, lm_flip), T.five_points(lm_flip))
         expected = T.apply_transform(_mirror_matrix(size), five)[[1, 0, 2, 4, 3]]
         assert np.abs(five_flip - expected).max() < 0.015 * size, (convention, five_flip - expected)
+
+
+# The matrix InfoSwap's own alignment (preprocess/mtcnn_pytorch/src/align_trans.py warp_and_crop_face,
+# matlab_cp2tform.get_similarity_transform_for_cv2, crop 512) gives for the astronaut's dlib 5 points;
+# computed once with the official code, which runs its least squares in float32.
+INFOSWAP_ASTRONAUT_512 = np.array([[3.573758238, 0.1790342978, -567.5491076789],
+                                   [-0.1790342978, 3.573758238, -79.955245738]])
+
+
+def test_new_template_points():
+    np.testing.assert_allclose(T.ffhq5_points(256)[0], [96.49069, 119.97354])
+    # InfoSwap: left eye (38.2946 - 56) * 0.85 + 56 = 40.950, 51.6963 -> 52.342, then x 512/112
+    np.testing.assert_allclose(T.arcface85_points(512)[0], np.array([40.95041, 52.341855]) * 512 / 112, rtol=1e-6)
+    np.testing.assert_allclose(T.arcface85_points(112).mean(0), (T.ARCFACE_112.mean(0) - 56) * 0.85 + 56)
+    np.testing.assert_allclose(T.insightface_points(128), T.arcface_points(128), atol=1e-5)
+    with pytest.raises(ValueError):
+        T.estimate_transform("insightface_200", astronaut()[1])
+
+
+@pytest.mark.parametrize("convention", ["ffhq5_512", "ffhq5_256", "arcface85_512", "insightface_128"])
+def test_new_templates_recover_exact_transform(convention):
+    """Landmarks that sit exactly on the template under a similarity give that similarity back."""
+    template, size = T.parse_convention(convention)
+    points = {"ffhq5": T.ffhq5_points, "arcface85": T.arcface85_points, "insightface": T.insightface_points}[template](size)
+    m = _random_similarity(np.random.default_rng(size))
+    np.testing.assert_allclose(T.estimate_transform(convention, T.apply_transform(_inverse(m), points)), m, atol=1e-8)
+
+
+@pytest.mark.parametrize("convention", ["ffhq5_512", "arcface85_512", "insightface_128"])
+def test_new_templates_realign_their_own_crop(convention):
+    """Crop the astronaut, find her landmarks again on the crop with dlib, align that crop: it is
+    (nearly) its own alignment. Bound: the template points move by under 1.5 % of the crop side,
+    dlib's own jitter between the photograph and a resampled crop of it."""
+    from swapbench.faces.warp import align_image
+
+    image, lm, _ = astronaut()
+    size = T.parse_convention(convention)[1]
+    crop = align_image(image, T.estimate_transform(convention, lm), size)
+    lm_crop, _ = landmarks68(crop)
+    again = T.estimate_transform(convention, lm_crop)
+    five = T.five_points(lm_crop)
+    moved = np.linalg.norm(T.apply_transform(again, five) - five, axis=1)
+    assert moved.max() < 0.015 * size, moved
+
+
+def test_arcface85_is_infoswap_cp2tform():
+    """Same matrix as InfoSwap's official alignment to float32 precision (5e-5 px on the points); the
+    forward least-squares fit of the other templates would put them ~4 px away on this 512 crop."""
+    _, lm, _ = astronaut()
+    five = T.five_points(lm)
+    ours = T.estimate_transform("arcface85_512", lm)
+    official = T.apply_transform(INFOSWAP_ASTRONAUT_512, five)
+    assert np.abs(T.apply_transform(ours, five) - official).max() < 5e-5
+    forward = T.similarity(five, T.arcface85_points(512))
+    assert np.abs(T.apply_transform(forward, five) - official).max() > 2.0
+
+
+def _bundled_faces():
+    sys.path.insert(0, os.path.dirname(__file__))
+    from faces import sample_photos
+
+    return [(name, image, T.five_points(landmarks68(image)[0])) for name, image in sample_photos().items()]
+
+
+def test_insightface_template_is_norm_crop_bit_for_bit():
+    """insightface_<size> is insightface's own norm_crop (>= 0.7.2, with the 8 px shift at 128): the same
+    matrix and, warped the same way (cv2 bilinear, zero border), the same pixels, on every bundled face.
+    arcface_<size> keeps the float64 template: its matrix is within 1e-4 of it (float32 rounding). The engine's own warp
+    (kornia, reflection padding) is within one level of norm_crop wherever the crop lies in the photo."""
+    from insightface.utils import face_align
+
+    from swapbench.faces.warp import align_image
+
+    for name, image, five in _bundled_faces():
+        for size in (112, 128, 256):
+            expected = face_align.estimate_norm(five, size)
+            ours = T.estimate_transform(f"insightface_{size}", five)
+            np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-12, err_msg=name)
+            np.testing.assert_allclose(T.estimate_transform(f"arcface_{size}", five), expected, rtol=0, atol=1e-4)
+            official = face_align.norm_crop(image, five, size)
+            np.testing.assert_array_equal(cv2.warpAffine(image, ours, (size, size), borderValue=0.0), official)
+        engine = align_image(image, T.estimate_transform("insightface_128", five), 128).astype(int)
+        inside = cv2.warpAffine(np.full(image.shape[:2], 255, np.uint8), T.estimate_transform("insightface_128", five),
+                                (128, 128)) == 255
+        assert np.abs(engine - face_align.norm_crop(image, five, 128))[inside].max() <= 1, name

@@ -323,7 +323,9 @@ def cmd_list(args) -> int:
         rows = []
         for name, cls in methods.all_methods().items():
             status = [weights.status(f, args.weights_dir, verify=False).status for f in cls.weights]
-            rows.append({"method": name, "crop": f"{cls.crop}_{cls.size}",
+            source = f"{cls.source_crop or cls.crop}_{cls.source_size or cls.size}"
+            crop = f"{cls.crop}_{cls.size}" + ("" if source == f"{cls.crop}_{cls.size}" else f" (source {source})")
+            rows.append({"method": name, "crop": crop,
                          "weights": ", ".join(f"{f.filename}: {s}" for f, s in zip(cls.weights, status)) or "none needed",
                          "licence": "; ".join(dict.fromkeys(f.licence for f in cls.weights)) or "",
                          "options": ", ".join(f"{n}={d!r}" for n, _, d in option_fields(cls)),

@@ -1,6 +1,7 @@
 """Alignment templates: how each crop convention maps an image to an S x S face crop.
 
-A convention is named "<template>_<size>", e.g. "arcface_112", "ghost_224", "ffhq_256", "box_512".
+A convention is named "<template>_<size>", e.g. "arcface_112", "ghost_224", "ffhq_256", "ffhq5_512",
+"arcface85_512", "box_512".
 `estimate_transform(convention, landmarks)` returns a 2x3 float64 matrix M that maps image pixel
 coordinates to crop pixel coordinates, (x', y') = M @ (x, y, 1). Pixel coordinates follow the
 cv2/kornia convention: the centre of pixel (i, j) is at x = j, y = i, so the matrix can be handed
@@ -12,7 +13,12 @@ Templates:
 - arcface: insightface's 5-point ArcFace template (python-package/insightface/utils/face_align.py,
   `arcface_dst`, defined on a 112 crop), fitted with a least-squares similarity transform. Other
   sizes follow insightface's estimate_norm: multiples of 112 scale the template by size/112,
-  multiples of 128 scale it by size/128 and shift it right by 8 * size/128.
+  multiples of 128 scale it by size/128 and shift it right by 8 * size/128 (the rule of insightface
+  >= 0.7.2's estimate_norm; before 0.7.2 there was no shift), in float64.
+- insightface: the arcface rule computed exactly as insightface >= 0.7.2's estimate_norm computes it,
+  template and scaling in float32, so the matrix is the one `face_align.norm_crop(img, lmk, size)`
+  (INSwapper's 128 target crop) warps with, bit for bit. `arcface` differs from it only by that float32
+  rounding: under 1e-4 in the matrix (tests), a level on a handful of pixels of a cv2 crop.
 - ghost: the five pose templates of insightface 0.2-0.6 face_align (src1..src5, left profile to
   right profile, on a 112 crop; `src_map = {112: src, 224: src * 2}`). estimate_norm(lmk, size,
   mode='None') fits a similarity to each one and keeps the template with the smallest summed point
@@ -32,6 +38,17 @@ Templates:
   then reduced 4x to 1024, which keeps the geometry. So the celebahq crop is the ffhq crop of a
   quad shifted by +0.5 source pixels. Its other steps (shrink, border crop, reflect padding with a
   blurred border, the released JPEG-artefact deltas) change pixel values, not where the face lands.
+- ffhq5: a 5-point least-squares similarity (skimage, as arcface) to the fixed FFHQ-aligned landmark
+  positions of SimSwap's `ffhq_src` (SimSwap insightface_func/utils/face_align_ffhqandnewarc.py, defined
+  on a 512 crop, scaled by size/512), which SimSwap-512 and ReliableSwap (mode "ffhq", 256) crop with.
+  Not the ffhq quad above, which is built from the eyes and mouth alone and frames the face wider.
+- arcface85: InfoSwap's template (preprocess/mtcnn_pytorch/src/align_trans.py, ReliableSwap calls it
+  "mtcnn"): the ArcFace points shrunk x0.85 about (56, 56), scaled by size/112. InfoSwap fits it with
+  MATLAB-style cp2tform (matlab_cp2tform.py): the least-squares similarity from the template to the
+  image points, inverted. That is not the forward fit of the other templates: for a real face the two
+  put points up to ~4 px apart on a 512 crop, so `inverse_similarity` reproduces cp2tform. cp2tform also
+  tries a mirrored fit and keeps it when its residual is smaller; a mirrored crop of a face whose points
+  are in order never wins (checked on 3000 random faces), so only the non-reflective fit is made here.
 - box: a square around a face detection box (left, top, right, bottom), `box_scale` times its
   longer side, axis aligned. Without a box, the landmarks' bounding box is used.
 
@@ -45,13 +62,23 @@ from __future__ import annotations
 import numpy as np
 from skimage.transform import estimate_transform as _estimate
 
-TEMPLATES = ("arcface", "ghost", "ffhq", "celebahq", "box")
+TEMPLATES = ("arcface", "insightface", "ghost", "ffhq", "celebahq", "ffhq5", "arcface85", "box")
 
 # insightface python-package/insightface/utils/face_align.py `arcface_dst`, 112 x 112 crop.
 ARCFACE_112 = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
     dtype=np.float64,
 )
+
+# SimSwap insightface_func/utils/face_align_ffhqandnewarc.py `ffhq_src`, 512 x 512 crop.
+FFHQ5_512 = np.array(
+    [[192.98138, 239.94708], [318.90277, 240.1936], [256.63416, 314.01935], [201.26117, 371.41043],
+     [313.08905, 371.15118]],
+    dtype=np.float64,
+)
+
+# InfoSwap align_trans.py: the ArcFace points shrunk x0.85 about the centre of the 112 crop.
+ARCFACE85_SHRINK = 0.85
 
 # insightface 0.2 face_align src1..src5 (112 x 112): left profile, left, frontal, right, right profile.
 INSIGHTFACE_POSES_112 = np.array(
@@ -106,6 +133,27 @@ def arcface_points(size: int) -> np.ndarray:
     raise ValueError(f"arcface crops must be a multiple of 112 or 128 pixels, got {size}")
 
 
+def insightface_points(size: int) -> np.ndarray:
+    """arcface_points as insightface >= 0.7.2 computes them: float32 template, scale and shift (float32)."""
+    if size % 112 and size % 128:
+        raise ValueError(f"insightface crops must be a multiple of 112 or 128 pixels, got {size}")
+    ratio = np.float32(size / 112 if size % 112 == 0 else size / 128)
+    pts = ARCFACE_112.astype(np.float32) * ratio
+    if size % 112:
+        pts[:, 0] += np.float32(8.0 * size / 128)
+    return pts
+
+
+def ffhq5_points(size: int) -> np.ndarray:
+    """SimSwap's FFHQ-aligned 5 points for a size x size crop."""
+    return FFHQ5_512 * (size / 512)
+
+
+def arcface85_points(size: int) -> np.ndarray:
+    """InfoSwap's ArcFace template shrunk x0.85 about (56, 56), for a size x size crop."""
+    return ((ARCFACE_112 - 56.0) * ARCFACE85_SHRINK + 56.0) * (size / 112)
+
+
 def pose_points(size: int) -> np.ndarray:
     """[5, 5, 2]: the five insightface pose templates scaled to a size x size crop."""
     return INSIGHTFACE_POSES_112 * (size / 112)
@@ -113,10 +161,19 @@ def pose_points(size: int) -> np.ndarray:
 
 def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """2x3 least-squares similarity (Umeyama) mapping src points onto dst points."""
-    m = _estimate("similarity", np.asarray(src, np.float64), np.asarray(dst, np.float64)).params[:2]
+    # float32 template points stay float32: skimage then rounds as it does in insightface's estimate_norm.
+    dst = np.asarray(dst) if np.asarray(dst).dtype == np.float32 else np.asarray(dst, np.float64)
+    m = _estimate("similarity", np.asarray(src, np.float64), dst).params[:2]
     if not np.isfinite(m).all() or abs(np.linalg.det(m[:, :2])) < 1e-12:
         raise ValueError("degenerate landmarks: no similarity transform")
     return m.copy()
+
+
+def inverse_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """2x3 similarity mapping src onto dst, fitted the way MATLAB's cp2tform (InfoSwap) fits it: the
+    least-squares similarity from dst onto src, inverted (residuals measured in src space)."""
+    back = np.vstack([similarity(dst, src), [0.0, 0.0, 1.0]])
+    return np.linalg.inv(back)[:2].copy()
 
 
 def apply_transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -198,6 +255,12 @@ def estimate_transform(convention: str, landmarks: np.ndarray, *, box=None, box_
     template, size = parse_convention(convention)
     if template == "arcface":
         return similarity(five_points(landmarks), arcface_points(size))
+    if template == "insightface":
+        return similarity(five_points(landmarks), insightface_points(size))
+    if template == "ffhq5":
+        return similarity(five_points(landmarks), ffhq5_points(size))
+    if template == "arcface85":
+        return inverse_similarity(five_points(landmarks), arcface85_points(size))
     if template == "ghost":
         return best_template(five_points(landmarks), pose_points(size))[0]
     if template == "ffhq":

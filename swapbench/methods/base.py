@@ -34,7 +34,7 @@ from swapbench.weights import WeightFile
 
 @dataclass
 class FaceBatch:
-    """Aligned face crops of one crop convention.
+    """Aligned face crops of one crop convention (the source's batch: the method's source_convention).
 
     image: float tensor [B, 3, S, S] in [0, 1], RGB.
     landmarks: float tensor [B, 68, 2], dlib 68-point landmarks in crop pixel coordinates (x, y).
@@ -74,6 +74,10 @@ class SwapMethod(L.LightningModule):
     code: ClassVar[str] = ""  # the official repository
     crop: ClassVar[str] = "ffhq"  # crop convention, see swapbench.faces.templates
     size: ClassVar[int] = 256  # crop side in pixels
+    # The source's own convention where it differs from the target's (e.g. an ArcFace-112 source for an
+    # FFHQ-256 target); None: the same as `crop` / `size`. Scoring, paste-back and grids use the target's.
+    source_crop: ClassVar[str | None] = None
+    source_size: ClassVar[int | None] = None
     weights: ClassVar[tuple[WeightFile, ...]] = ()
     # True for reference rows (e.g. methods run with random weights in tests): never published.
     publishable: ClassVar[bool] = True
@@ -120,7 +124,13 @@ class SwapMethod(L.LightningModule):
 
     @property
     def convention(self) -> str:
+        """The target's crop convention (and of the swapped crops the method returns)."""
         return f"{self.crop}_{self.size}"
+
+    @property
+    def source_convention(self) -> str:
+        """The source's crop convention: `source_crop` / `source_size`, each defaulting to the target's."""
+        return f"{self.source_crop or self.crop}_{self.source_size or self.size}"
 
     def load_weights(self, state: dict[str, object]) -> None:
         """Receive the loaded contents of `weights`, keyed by WeightFile.name."""
