@@ -1,0 +1,108 @@
+"""InfoSwap as a swapbench method: declared files, weight checks, determinism, end to end.
+
+Random weights in the official layouts (swapbench.methods.infoswap.random_weights) at channel_divisor=4
+(the released networks' unit counts and spatial sizes, 1/16 of the work) keep these tests fast.
+"""
+
+import pytest
+import torch
+from conftest import bench, complete_run
+from faces import smooth_batch
+
+from swapbench.methods import get
+from swapbench.methods.base import FaceBatch
+from swapbench.methods.infoswap import InfoSwap, model_files
+from swapbench.methods.infoswap import random_weights as rw
+from swapbench.methods.infoswap.method import ENCODER_FILE, READOUT_FILES
+from swapbench.weights import WeightsError
+
+DIV = 4
+
+
+def _batch(seed: int, ids: list[str]) -> FaceBatch:
+    b = smooth_batch(seed, len(ids), 512)
+    b.pair_id = list(ids)
+    return b
+
+
+@pytest.fixture(scope="module")
+def state():
+    return rw.method_state("smooth", 0, DIV)
+
+
+@pytest.fixture(scope="module")
+def infoswap(state):
+    m = InfoSwap(channel_divisor=DIV)
+    m.load_weights(state)
+    return m
+
+
+def test_registry_convention_and_declared_files():
+    assert get("infoswap") is InfoSwap
+    m = InfoSwap()
+    assert m.convention == "arcface85_512" and m.source_convention == "arcface85_512"
+    assert [w.filename for w in m.weights[:4]] == [
+        "InfoSwap/checkpoints_512/w_kernel_smooth/ckpt_ks_G.pth", "InfoSwap/checkpoints_512/w_kernel_smooth/ckpt_ks_E.pth",
+        "InfoSwap/checkpoints_512/w_kernel_smooth/ckpt_ks_I.pth", "InfoSwap/modules/model_128_ir_se50.pth"]
+    assert [w.filename for w in InfoSwap(ib_mode="no_smooth").weights[:3]] == [
+        f"InfoSwap/checkpoints_512/wo_kernel_smooth/ckpt_{p}.pth" for p in "GEI"]
+    gated = [*model_files("smooth").values(), *model_files("no_smooth").values(), ENCODER_FILE]
+    assert all(w.manual and "agreement" in w.note for w in gated)
+    assert "sypi" in ENCODER_FILE.note and ENCODER_FILE.url.startswith("https://pan.baidu.com/")
+    assert len(READOUT_FILES) == 11 and not any(w.manual for w in READOUT_FILES)
+    assert all("0484ef5fcb35bf811f2c3ec52ecf77ccade822db/modules/weights128/" in w.url for w in READOUT_FILES)
+    assert [w.sha256 is not None for w in READOUT_FILES] == [False] * 4 + [True] * 7
+    with pytest.raises(ValueError, match="ib_mode must be one of smooth, no_smooth"):
+        InfoSwap(ib_mode="soft")
+
+
+def test_weight_files_are_checked_before_loading(state):
+    m = InfoSwap(channel_divisor=DIV)
+    smooth_i, plain_i = model_files("smooth")["I"], model_files("no_smooth")["I"]
+    no_smooth_state = rw.model_states("no_smooth", 0, DIV)["I"]
+    with pytest.raises(WeightsError, match=r"ckpt_ks_I.pth.*is the no_smooth bottleneck.*infoswap.ib_mode=no_smooth"):
+        m.load_weights({**state, smooth_i.name: no_smooth_state})
+    plain = InfoSwap(ib_mode="no_smooth", channel_divisor=DIV)
+    plain_state = rw.method_state("no_smooth", 0, DIV)
+    with pytest.raises(WeightsError, match=r"ckpt_I.pth.*is the smooth bottleneck.*infoswap.ib_mode=smooth"):
+        plain.load_weights({**plain_state, plain_i.name: state[smooth_i.name]})
+    g = model_files("smooth")["G"]
+    with pytest.raises(WeightsError, match=r"ckpt_ks_G.pth.*missing keys.*deconv.weight"):
+        m.load_weights({**state, g.name: {k: v for k, v in state[g.name].items() if k != "deconv.weight"}})
+    bad = dict(state[READOUT_FILES[3].name], m=torch.zeros(3))
+    with pytest.raises(WeightsError, match=r"readout_layer3.pth.*encoder map 3.*'m' has shape \(3,\)"):
+        m.load_weights({**state, READOUT_FILES[3].name: bad})
+    with pytest.raises(WeightsError, match=r"no contents were given for .*model_128_ir_se50.pth"):
+        m.load_weights({k: v for k, v in state.items() if k != ENCODER_FILE.name})
+    with pytest.raises(RuntimeError, match="load_weights"):
+        m.swap(_batch(0, ["a"]), _batch(1, ["a"]))
+    plain.load_weights(plain_state)  # the no_smooth layout loads strictly in its own mode
+    assert plain.iib.iba_0.smooth is None
+
+
+def test_swaps_depend_on_the_pair_not_on_the_batch(infoswap):
+    """Batch 1 = batch 3: per-pair noise (pair_generator) and per-pair source statistics."""
+    src, tgt = _batch(0, ["a", "b", "c"]), _batch(1, ["a", "b", "c"])
+    together = infoswap.swap(src, tgt)
+    alone = infoswap.swap(src.row(1), tgt.row(1))
+    assert together.shape == (3, 3, 512, 512) and 0 <= float(together.min()) and float(together.max()) <= 1
+    # Not bit-identical: oneDNN picks convolution kernels by batch size (summation order). 1e-4 is 1/40 of
+    # an 8-bit step; a batch-dependent swap (shared noise or statistics) differs by orders more.
+    assert torch.allclose(together[1:2], alone, atol=1e-4), float((together[1:2] - alone).abs().max())
+    assert float((together[0] - together[2]).abs().mean()) > 1e-3  # different pairs, different swaps
+
+
+def test_infoswap_runs_end_to_end_with_official_format_files(tmp_path):
+    weights = tmp_path / "weights"
+    for name, obj in rw.method_state("smooth", 0, DIV).items():
+        wf = next(w for w in InfoSwap.weights if w.name == name)
+        (weights / wf.filename).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(obj, weights / wf.filename)
+    store = tmp_path / "r.sqlite"
+    proc = bench("run", "--no-progress", "--method", "infoswap", "--subset", "2", "--batch-size", "2",
+                 "--weights-dir", str(weights), "--set", "metrics={identity: dlib_resnet_v1}",
+                 "--set", f"infoswap.channel_divisor={DIV}", store=store)
+    assert "| infoswap |" in proc.stdout, proc.stdout
+    swaps, _, publishable = complete_run(store, "infoswap")
+    assert len(swaps) == 2 and all(swaps.values()), swaps
+    assert not publishable  # random weights (no published checksum matched) never reach a leaderboard
