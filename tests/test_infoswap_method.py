@@ -106,3 +106,15 @@ def test_infoswap_runs_end_to_end_with_official_format_files(tmp_path):
     swaps, _, publishable = complete_run(store, "infoswap")
     assert len(swaps) == 2 and all(swaps.values()), swaps
     assert not publishable  # random weights (no published checksum matched) never reach a leaderboard
+
+
+def test_preset_config_resolves():
+    from pathlib import Path
+
+    from swapbench.bench import config
+
+    cfg = config.load([Path(__file__).parent.parent / "configs" / "infoswap_ffpp.yaml"],
+                      config.parse_set(["infoswap.ib_mode=no_smooth"]))
+    assert cfg["protocol"] == "ffpp" and cfg["methods"] == ["infoswap"]
+    assert cfg["infoswap"] == {"ib_mode": "no_smooth", "channel_divisor": 1}
+    assert InfoSwap.from_config({**cfg, "engine": {"seed": 3}}).weights[0].filename.endswith("ckpt_G.pth")
