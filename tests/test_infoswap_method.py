@@ -118,3 +118,14 @@ def test_preset_config_resolves():
     assert cfg["protocol"] == "ffpp" and cfg["methods"] == ["infoswap"]
     assert cfg["infoswap"] == {"ib_mode": "no_smooth", "channel_divisor": 1}
     assert InfoSwap.from_config({**cfg, "engine": {"seed": 3}}).weights[0].filename.endswith("ckpt_G.pth")
+
+
+def test_memory_script_builds_infoswap_with_its_statistics():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+    import method_memory
+
+    m = method_memory.build("infoswap", {"infoswap": {"channel_divisor": DIV}}, steps=2, device=torch.device("cpu"))
+    assert m.stats is not None and len(m.stats.active) == 11 and m.stats.mean[0].shape == (64 // DIV, 128, 128)
