@@ -105,7 +105,13 @@ def test_infoswap_runs_end_to_end_with_official_format_files(tmp_path):
     assert "| infoswap |" in proc.stdout, proc.stdout
     swaps, _, publishable = complete_run(store, "infoswap")
     assert len(swaps) == 2 and all(swaps.values()), swaps
-    assert not publishable  # random weights (no published checksum matched) never reach a leaderboard
+    assert not publishable  # the reduced test networks never reach a leaderboard
+    import json
+    import sqlite3
+
+    (prov,) = sqlite3.connect(store).execute("SELECT provenance FROM runs WHERE method='infoswap'").fetchone()
+    method = json.loads(prov)["method"]
+    assert "not seed-reproducible" in method["note"] and method["options"]["ib_mode"] == "smooth"
 
 
 def test_preset_config_resolves():

@@ -81,6 +81,9 @@ class SwapMethod(L.LightningModule):
     weights: ClassVar[tuple[WeightFile, ...]] = ()
     # True for reference rows (e.g. methods run with random weights in tests): never published.
     publishable: ClassVar[bool] = True
+    # What a reader of a run's provenance must know about how the port relates to the official outputs
+    # (e.g. "official outputs are not seed-reproducible"); recorded with the method when not empty.
+    provenance_note: ClassVar[str] = ""
 
     @dataclass(frozen=True)
     class Options:

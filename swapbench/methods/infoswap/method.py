@@ -203,6 +203,11 @@ class InfoSwap(SwapMethod):
     size = 512
     weights = weight_files("smooth")
     Options = InfoSwapOptions
+    provenance_note = (
+        "official outputs are not seed-reproducible: the official code draws the bottleneck noise (two "
+        "tensors per layer) from the unseeded global torch generator. Here each pair draws them in the same "
+        "order and shapes from pair_generator (run seed, pair id), and the source statistics are per pair "
+        "(officially averaged over the batch, which the one-pair demo never shows)")
 
     def __init__(self, options: InfoSwapOptions | None = None, **kwargs):
         """options: InfoSwap.Options; keyword arguments are a shortcut (InfoSwap(ib_mode="no_smooth"))."""
