@@ -40,7 +40,7 @@ from swapbench.methods.base import FaceBatch, SwapMethod
 from swapbench.methods.infoswap.nets import (
     AII512, BOTTLENECKS, IIB, MAP_CHANNELS, MAP_SIDES, READOUTS, AttributeDecoder, Encoder128,
 )
-from swapbench.weights import WeightFile, WeightsError, check_fits, state_dict_problems
+from swapbench.weights import WeightFile, WeightsError, check_fits, register, state_dict_problems
 
 CODE = "https://github.com/GGGHSL/InfoSwap-master"
 COMMIT = "0484ef5fcb35bf811f2c3ec52ecf77ccade822db"
@@ -121,6 +121,10 @@ READOUT_FILES = readout_files()
 
 def weight_files(mode: str) -> tuple[WeightFile, ...]:
     return (*model_files(mode).values(), ENCODER_FILE, *READOUT_FILES)
+
+
+# The class declares the default (smooth) files; the no_smooth ones are listed by `bench weights` too.
+register(*model_files("no_smooth").values())
 
 
 @dataclass(frozen=True)
