@@ -13,7 +13,7 @@ from swapbench.methods import get
 from swapbench.methods.base import FaceBatch
 from swapbench.methods.infoswap import InfoSwap, model_files
 from swapbench.methods.infoswap import random_weights as rw
-from swapbench.methods.infoswap.method import ENCODER_FILE, READOUT_FILES
+from swapbench.methods.infoswap.method import ENCODER_FILE, READOUT_FILES, draw_noise
 from swapbench.weights import WeightsError
 
 DIV = 4
@@ -80,16 +80,24 @@ def test_weight_files_are_checked_before_loading(state):
     assert plain.iib.iba_0.smooth is None
 
 
-def test_swaps_depend_on_the_pair_not_on_the_batch(infoswap):
-    """Batch 1 = batch 3: per-pair noise (pair_generator) and per-pair source statistics."""
-    src, tgt = _batch(0, ["a", "b", "c"]), _batch(1, ["a", "b", "c"])
-    together = infoswap.swap(src, tgt)
-    alone = infoswap.swap(src.row(1), tgt.row(1))
-    assert together.shape == (3, 3, 512, 512) and 0 <= float(together.min()) and float(together.max()) <= 1
-    # Not bit-identical: oneDNN picks convolution kernels by batch size (summation order). 1e-4 is 1/40 of
-    # an 8-bit step; a batch-dependent swap (shared noise or statistics) differs by orders more.
-    assert torch.allclose(together[1:2], alone, atol=1e-4), float((together[1:2] - alone).abs().max())
-    assert float((together[0] - together[2]).abs().mean()) > 1e-3  # different pairs, different swaps
+def test_each_row_draws_its_noise_from_its_pair(infoswap, monkeypatch):
+    """swap() hands run() each row's draw_noise(pair_generator(pair id)), whatever the batch; that run()
+    itself is batch-independent is tested against the official batch-1 run (test_infoswap_parity.py)."""
+    seen = []
+
+    def record(source, target, noise, trace=None):
+        seen.append(noise)
+        return torch.zeros_like(target)
+
+    monkeypatch.setattr(infoswap, "run", record)
+    infoswap.swap(_batch(0, ["a", "b", "c"]), _batch(1, ["a", "b", "c"]))
+    infoswap.swap(_batch(0, ["b"]), _batch(1, ["b"]))
+    expected = draw_noise(infoswap.pair_generator("b"), DIV)
+    for got in (seen[0][1], seen[1][0]):
+        assert all(torch.equal(a, e) for pair, pair_e in zip(got, expected) for a, e in zip(pair, pair_e))
+    assert not torch.equal(seen[0][0][0][0], seen[0][2][0][0])  # pairs a and c: different noise
+    with pytest.raises(ValueError, match="3 rows but 0 pair ids"):
+        infoswap.swap(smooth_batch(0, 3, 512), smooth_batch(1, 3, 512))
 
 
 def test_infoswap_runs_end_to_end_with_official_format_files(tmp_path):

@@ -20,6 +20,9 @@ and 8 x 8 positions per map): encoder maps 0..10, the full embedding and a restr
 22, lambda / Z (source) / target attribute map of each bottleneck layer, the identity vector, the
 decoder's attribute and mask pyramids, and the generator output (every 8th pixel).
 
+The port runs the official pair as the middle row of a batch of three (two other pairs around it), so the
+same comparison shows that a swap does not depend on its batch (batch 1 = batch 3).
+
 Tolerance: max abs error <= 1e-4 relative to the largest magnitude of each tensor (fp32 on both sides,
 same operations up to summation order). Observed: printed with -s; see docs/benchmark.md.
 """
@@ -82,33 +85,40 @@ def _sub(t: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def test_every_stage_matches_the_official_code():
+def test_every_stage_matches_the_official_code_and_batch_1_equals_batch_3():
+    """The official pair (run alone officially) is the middle row of a batch of three here: every stage of
+    that row matches the official batch-1 run, so the other pairs do not change it (batch 1 = batch 3)."""
     gold = dict(np.load(GOLDEN / "infoswap_parity.npz"))
     method = InfoSwap(channel_divisor=DIV)
     method.load_weights(rw.method_state("smooth", 0, DIV))
     x = to_network(rw.parity_images(0))
+    others = to_network(rw.parity_images(7, n=4))
+    src, tgt = torch.cat([others[:1], x[:1], others[1:2]]), torch.cat([others[2:3], x[1:], others[3:]])
+    noise = [draw_noise(torch.Generator().manual_seed(s), DIV) for s in (1, int(gold["seed"]), 2)]
     trace = {}
-    y = method.run(x[:1], x[1:], [draw_noise(torch.Generator().manual_seed(int(gold["seed"])), DIV)], trace)
+    y = method.run(src, tgt, noise, trace)
+    pair, rows = slice(1, 2), [1, 4]  # the official pair's row, and its [source, target] rows of the encoder maps
 
-    errors = {f"map{i}": _rel_err(_sub(m[:, :]), gold[f"map{i}"]) for i, m in enumerate(trace["maps"])}
+    errors = {f"map{i}": _rel_err(_sub(m[rows]), gold[f"map{i}"]) for i, m in enumerate(trace["maps"])}
     maps22 = method.encoder.maps(torch.nn.functional.interpolate(
         x[:, :, 37:475, 37:475], size=(128, 128), mode="bilinear", align_corners=True), count=23)
     errors["restricted22"] = _rel_err(method.encoder.restricted(maps22[22], 22), gold["restricted22"])
     errors["embedding"] = _rel_err(method.encoder.restricted(maps22[0], 0), gold["embedding"])
     for i in range(10):
-        errors[f"lambda{i}"] = _rel_err(_sub(trace["lambda"][i]), gold[f"lambda{i}"])
-        errors[f"z_source{i}"] = _rel_err(_sub(trace["z_source"][i]), gold[f"z_source{i}"])
-        errors[f"attribute{i}"] = _rel_err(_sub(trace["attributes"][i]), gold[f"attribute{i}"])
-    errors["identity"] = _rel_err(trace["identity"], gold["identity"])
+        errors[f"lambda{i}"] = _rel_err(_sub(trace["lambda"][i][rows]), gold[f"lambda{i}"])
+        errors[f"z_source{i}"] = _rel_err(_sub(trace["z_source"][i][pair]), gold[f"z_source{i}"])
+        errors[f"attribute{i}"] = _rel_err(_sub(trace["attributes"][i][pair]), gold[f"attribute{i}"])
+    errors["identity"] = _rel_err(trace["identity"][pair], gold["identity"])
     for k in range(8):
-        errors[f"z_attr{k}"] = _rel_err(_sub(trace["z_attr"][k]), gold[f"z_attr{k}"])
-        errors[f"z_lambda{k}"] = _rel_err(_sub(trace["z_lambda"][k]), gold[f"z_lambda{k}"])
-    errors["y"] = _rel_err(y[:, :, ::8, ::8], gold["y"])
+        errors[f"z_attr{k}"] = _rel_err(_sub(trace["z_attr"][k][pair]), gold[f"z_attr{k}"])
+        errors[f"z_lambda{k}"] = _rel_err(_sub(trace["z_lambda"][k][pair]), gold[f"z_lambda{k}"])
+    errors["y"] = _rel_err(y[pair, :, ::8, ::8], gold["y"])
     # the final crop: RGB in [0, 1], the official (Y * 0.5 + 0.5) with the channels flipped back
-    errors["crop"] = _rel_err(from_network(y)[:, :, ::8, ::8], gold["y"][:, ::-1] * 0.5 + 0.5)
+    errors["crop"] = _rel_err(from_network(y[pair])[:, :, ::8, ::8], gold["y"][:, ::-1] * 0.5 + 0.5)
     print("\nInfoSwap parity, max abs error relative to max |ref|:",
           {k: f"{v:.1e}" for k, v in errors.items() if k in ("map0", "embedding", "identity", "lambda0", "z_source0",
                                                            "attribute0", "z_attr7", "z_lambda0", "y", "crop")},
           f"worst {max(errors, key=errors.get)} {max(errors.values()):.1e}")
     assert max(errors.values()) <= TOL, {k: v for k, v in errors.items() if v > TOL}
     assert float(gold["y"].std()) > 0.05  # the random network's output is informative, not saturated or flat
+    assert float((y[0] - y[2]).abs().mean()) > 1e-3  # the other pairs got their own swaps
