@@ -286,7 +286,9 @@ class InfoSwap(SwapMethod):
             trace: dict | None = None) -> torch.Tensor:
         """BGR [-1, 1] sources and targets [B, 3, 512, 512] and each pair's `draw_noise` -> BGR swaps in [-1, 1].
         trace: a dict that receives the intermediate tensors (maps, lambdas, Z, identity, attributes)."""
-        stats = self._require_weights().to(source.device)
+        stats = self._require_weights()
+        if stats.mean[0].device != source.device:  # moved once, with the module's first batch on a device
+            stats = self.stats = stats.to(source.device)
         b = source.shape[0]
         x = torch.cat((source, target))[:, :, ENCODER_CROP, ENCODER_CROP].float()
         x = F.interpolate(x, size=(ENCODER_SIZE, ENCODER_SIZE), mode="bilinear", align_corners=True)
