@@ -37,7 +37,7 @@ from swapbench.datasets import get_protocol
 from swapbench.methods.base import FaceBatch
 from swapbench.methods.ghost.random_weights import random_state_dict
 
-DEFAULT_METHODS = ("ghost", "megafs", "fslsd", "reface", "diffswap", "face_adapter")
+DEFAULT_METHODS = ("ghost", "megafs", "fslsd", "reface", "diffswap", "face_adapter", "infoswap")
 AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": None}
 
 
@@ -104,7 +104,15 @@ def face_adapter_stock(method) -> None:
                                                        generator=torch.Generator().manual_seed(0)), persistent=False)
 
 
-STOCK = {"face_adapter": face_adapter_stock}
+def infoswap_stock(method) -> None:
+    """InfoSwap's read-out statistics are files, not module state: random ones in the official format."""
+    from swapbench.methods.infoswap.method import ReadoutStats
+    from swapbench.methods.infoswap.random_weights import readout_state
+
+    method.stats = ReadoutStats.from_files([readout_state(i, 0, method.div) for i in range(11)])
+
+
+STOCK = {"face_adapter": face_adapter_stock, "infoswap": infoswap_stock}
 
 
 def faces(method, n: int) -> tuple[FaceBatch, FaceBatch]:

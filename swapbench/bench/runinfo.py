@@ -71,7 +71,8 @@ def provenance(cfg, protocol, method, hashes, data_sha=None) -> dict:
         "data": {"root": cfg.get("data_root"), "options": cfg.get("data"), "pixels_sha": data_sha},
         "method": {"name": method.name, "convention": method.convention, "source_convention": method.source_convention,
                    "options": method.option_values(),
-                   "weights_sha256": {f.name: hashes[f.name] for f in method.weights}},
+                   "weights_sha256": {f.name: hashes[f.name] for f in method.weights},
+                   **({"note": method.provenance_note} if method.provenance_note else {})},
         "fid": cfg["fid"] if "inception" in cfg["metrics"] else None,
         "face_detector": {"name": cfg["face"]["detector"],
                           "weights_sha256": {f.name: hashes[f.name]

@@ -90,6 +90,9 @@ class SwapMethod(L.LightningModule):
     publishable: ClassVar[bool] = True
     # The method's own paste-back for pictures (see the module docstring); a staticmethod, or None.
     frame_paste: ClassVar[typing.Callable | None] = None
+    # What a reader of a run's provenance must know about how the port relates to the official outputs
+    # (e.g. "official outputs are not seed-reproducible"); recorded with the method when not empty.
+    provenance_note: ClassVar[str] = ""
 
     @dataclass(frozen=True)
     class Options:
