@@ -190,15 +190,17 @@ class FaceShifter(SwapMethod):
     def labels(self, images: torch.Tensor) -> torch.Tensor:
         """[B, 512, 512] BiSeNet labels of [-1,1] images, preprocessed as the official _get_any_mask."""
         x = F.interpolate(images.float(), size=(PARSE_SIZE, PARSE_SIZE), mode="nearest")
-        return self.parser((x * 0.5 + 0.5 - self.mean) / self.std)[0].argmax(1)
+        # softmax before argmax, as officially: it decides the rare pixels whose top logits differ by rounding
+        return self.parser((x * 0.5 + 0.5 - self.mean) / self.std)[0].softmax(1).argmax(1)
 
-    def region_mask(self, images: torch.Tensor, keep) -> torch.Tensor:
-        """[B, 1, S, S] in [0,1]: the pixels labelled `keep`, resized bilinearly (align_corners=True) to S."""
-        m = torch.isin(self.labels(images), torch.tensor(keep, device=images.device)).float()[:, None]
-        return F.interpolate(m, size=images.shape[-2:], mode="bilinear", align_corners=True)
+    @staticmethod
+    def region_mask(labels: torch.Tensor, keep, size: int) -> torch.Tensor:
+        """[B, 1, size, size] in [0,1]: the pixels labelled `keep`, resized bilinearly (align_corners=True)."""
+        m = torch.isin(labels, torch.tensor(keep, device=labels.device)).float()[:, None]
+        return F.interpolate(m, size=(size, size), mode="bilinear", align_corners=True)
 
     def post_process(self, swap: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        soft = self.smooth_mask(self.region_mask(target, POST_LABELS))[0]
+        soft = self.smooth_mask(self.region_mask(self.labels(target), POST_LABELS, target.shape[-1]))[0]
         return soft * target + (1 - soft) * swap
 
     @torch.no_grad()
@@ -235,16 +237,17 @@ class ReliableSwapFaceShifter(FaceShifter):
             parts += ((type(self).weights[2], self.helper, "mouth-helper generator"),)
         return parts
 
-    def mouth_mask(self, result: torch.Tensor) -> torch.Tensor:
-        """[B,1,S,S] blend weight of the helper, through the official uint8 OpenCV path (see the module doc)."""
-        m = self.region_mask(result, MOUTH_LABELS)
+    def mouth_mask(self, labels: torch.Tensor, size: int) -> torch.Tensor:
+        """[B,1,S,S] blend weight of the helper from the result's labels, through the official uint8 OpenCV
+        path (see the module doc)."""
+        m = self.region_mask(labels, MOUTH_LABELS, size)
         if self.options.mouth_helper == "evaluated":
             m = (m + 1) * 127.5  # the official tensor_to_arr, meant for [-1,1] images
         else:
             m = m * 255
         arrays = m[:, 0].cpu().numpy().astype(np.uint8)  # truncates, as officially
         out = [cv2.GaussianBlur(cv2.dilate(a, DILATE_KERNEL), BLUR, 0) for a in arrays]
-        return torch.from_numpy(np.stack(out)).to(result.device, torch.float32)[:, None] / 255
+        return torch.from_numpy(np.stack(out)).to(labels.device, torch.float32)[:, None] / 255
 
     @torch.no_grad()
     def generate(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -252,5 +255,5 @@ class ReliableSwapFaceShifter(FaceShifter):
         if self.options.mouth_helper == "off":
             return out
         helper = self.helper(source, target, self.options.id_path)
-        m = self.mouth_mask(out)
+        m = self.mouth_mask(self.labels(out), out.shape[-1])
         return helper * m + out * (1 - m)
