@@ -43,15 +43,14 @@ def load_protocol_file(path) -> Protocol:
     if "video_pairs" in doc:
         k = int(doc["frames_per_video"])
         source_frame = doc.get("source_frame")
-
-        def frame(video: str, i: int) -> str:
-            key = frame_key(video, i)
-            images[key] = ImageRef(key, video, doc["video_uri"].format(video=video) + f"#spaced={i}/{k}")
-            return key
-
         for target, source in doc["video_pairs"]:
-            pairs += [Pair(source=frame(source, i if source_frame is None else int(source_frame)),
-                           target=frame(target, i)) for i in range(k)]
+            frames = [(target, range(k)), (source, range(k) if source_frame is None else [int(source_frame)])]
+            for video, indices in frames:
+                for i in indices:
+                    key = frame_key(video, i)
+                    images[key] = ImageRef(key, video, doc["video_uri"].format(video=video) + f"#spaced={i}/{k}")
+            pairs += [Pair(source=frame_key(source, i if source_frame is None else int(source_frame)),
+                           target=frame_key(target, i)) for i in range(k)]
     else:
         for target, source in doc["pairs"]:
             for key in (target, source):
