@@ -108,21 +108,22 @@ STOCK = {"face_adapter": face_adapter_stock}
 
 
 def faces(method, n: int) -> tuple[FaceBatch, FaceBatch]:
-    """n (source, target) pairs of bundled faces, cropped in the method's convention (cycled)."""
+    """n (source, target) pairs of bundled faces, each side cropped in its own convention (cycled)."""
     protocol = get_protocol("samples")
+    src_conv, tgt_conv = method.source_convention, method.convention
     with tempfile.TemporaryDirectory() as tmp:
-        crops = prepare(protocol, [method.convention], Store(Path(tmp) / "s.sqlite"))
-        pairs = [p for p in protocol.pairs if crops[p.source, method.convention].ok and crops[p.target, method.convention].ok]
+        crops = prepare(protocol, sorted({src_conv, tgt_conv}), Store(Path(tmp) / "s.sqlite"))
+        pairs = [p for p in protocol.pairs if crops[p.source, src_conv].ok and crops[p.target, tgt_conv].ok]
         pairs = [pairs[i % len(pairs)] for i in range(n)]
 
-        def batch(keys):
-            cs = [crops[k, method.convention] for k in keys]
+        def batch(keys, convention):
+            cs = [crops[k, convention] for k in keys]
             return FaceBatch(torch.stack([read_png(c.path) for c in cs]),
                              torch.stack([torch.from_numpy(c.landmarks) for c in cs]), [p.pair_id for p in pairs],
                              torch.stack([torch.as_tensor(c.matrix, dtype=torch.float64) for c in cs]),
                              [protocol.location(k) for k in keys])
 
-        return batch([p.source for p in pairs]), batch([p.target for p in pairs])
+        return batch([p.source for p in pairs], src_conv), batch([p.target for p in pairs], tgt_conv)
 
 
 def to(batch: FaceBatch, device) -> FaceBatch:

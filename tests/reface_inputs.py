@@ -4,8 +4,10 @@ The key/shape manifests (tests/golden/reface_manifest.json, full size; reface_ti
 test-only tiny config) were dumped from the official `LatentDiffusion` (Sanoojan/REFace f73bd8d,
 models/REFace/configs/project_ffhq.yaml; tiny: UNet model_channels 32 / 1 res block / 2 heads, VAE ch 32 /
 1 res block, CLIP 64-wide 2-layer vision and 32-wide 1-layer text tower, LPIPS_loss_weight 0) built on the
-`meta` device. Values come from swapbench.methods.ghost.random_weights.random_state_dict, seeded by
-each official key, so the official code and the port get identical weights.
+`meta` device, with the CLIP keys of transformers 4.19.2 (the official pin: both towers' `embeddings.position_ids`
+are persistent buffers there, so the released checkpoint has them) and, in the full one, the training-only
+`lpips_loss.*` group (LPIPS alex, built since project_ffhq.yaml sets LPIPS_loss_weight 0.1): 2087 keys.
+Values come from swapbench.methods.ghost.random_weights.random_state_dict, seeded by each official key, so the official code and the port get identical weights.
 """
 
 from __future__ import annotations

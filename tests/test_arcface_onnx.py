@@ -75,7 +75,9 @@ def test_aligned_crop_is_insightface_norm_crop(backend):
     face, _ = detect.pick(detect.detect(image), image.shape)
     ref = cv2.warpAffine(image, templates.estimate_transform("arcface_112", face.landmarks), (112, 112), borderValue=0.0)
     diff = np.abs(crops[0].permute(1, 2, 0).numpy() * 255 - ref)
-    assert ok.all() and diff.max() <= 1.0 and diff.mean() < 0.3
+    # OpenCV 4's warpAffine (swapbench's pin) rounds sample positions to 1/32 px and its weights to fixed
+    # point: 1.6 levels at most here against kornia's exact float sampling, 0.3 on average
+    assert ok.all() and diff.max() <= 2.0 and diff.mean() < 0.3
 
 
 def test_batch_equals_single_calls_and_no_face_is_a_failure(backend):

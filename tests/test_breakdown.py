@@ -2,6 +2,7 @@
 synthetic store over the samples protocol's real pair list."""
 
 import numpy as np
+import pytest
 
 from swapbench.bench import layout
 from swapbench.bench.store import Store
@@ -72,3 +73,19 @@ def test_by_pose_bin_and_source_identity(tmp_path):
 
 def test_ffpp_breaks_down_by_video_by_default():
     assert tables.DEFAULT_BREAKDOWN["ffpp"] == "target_identity"
+
+
+def test_only_gone_files_fall_back_to_image_keys(tmp_path, monkeypatch):
+    """A folder protocol whose folder is gone groups by image key; a bug in the data-set code is raised,
+    not turned into a different breakdown."""
+    from swapbench import datasets
+
+    run = {"protocol": "folder-x", "config": {"protocol": f"folder:{tmp_path / 'gone'}"}}
+    assert breakdown._identities(run) == {}
+
+    def broken(name):
+        raise AttributeError("'NoneType' object has no attribute 'identity'")
+
+    monkeypatch.setattr(datasets, "get_protocol", broken)
+    with pytest.raises(AttributeError, match="no attribute 'identity'"):
+        breakdown._identities({"protocol": "samples", "config": {"protocol": "samples"}})

@@ -27,7 +27,11 @@ def test_align_equals_cv2_warp_affine(convention):
     crop = W.align_batch(_tensor(image), m[None], size, antialias=False)
     ref = cv2.warpAffine(image.astype(np.float32) / 255, m, (size, size), flags=cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REFLECT_101)
-    np.testing.assert_allclose(crop[0].permute(1, 2, 0).numpy(), ref, atol=1e-4)
+    # OpenCV 4 (the one swapbench pins) rounds every sample position to 1/32 px (INTER_TAB_SIZE), float
+    # images too, where kornia samples exactly: up to 1.3e-2 on this image, 4e-4 on average. A geometry
+    # error (half a pixel, a transposed matrix) is tens of times larger.
+    diff = np.abs(crop[0].permute(1, 2, 0).numpy() - ref)
+    assert diff.max() <= 2e-2 and diff.mean() <= 1e-3, (diff.max(), diff.mean())
 
 
 def _batch():

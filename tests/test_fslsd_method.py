@@ -116,6 +116,17 @@ def test_a_run_without_the_files_stops_before_any_work_listing_every_file(tmp_pa
     assert not (tmp_path / "s.files" / "crops").exists()
 
 
+def test_released_inputs_on_another_protocol_are_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SWAPBENCH_WEIGHTS", str(tmp_path / "no-weights"))
+    rc = cli.main(["run", "--method", "fslsd", "--set", "fslsd.inputs=released", "--weights-dir", str(tmp_path),
+                   "--no-progress", "--store", str(tmp_path / "s.sqlite")])
+    _, err = capsys.readouterr()
+    assert rc == 2
+    lines = [line for line in err.splitlines() if "error" in line]
+    assert len(lines) == 1 and "needs the celebahq protocol, not samples" in lines[0], err
+    assert not (tmp_path / "s.files" / "crops").exists()
+
+
 def test_fslsd_runs_end_to_end_with_official_format_files(tmp_path, capsys, monkeypatch):
     weights = tmp_path / "weights"
     weights.mkdir()

@@ -38,6 +38,24 @@ def test_registry_names_and_declared_files():
     assert names == ["injection_final.pth", "stylegan2-ffhq-config-f.pth", "79999_iter.pth"]
 
 
+def test_annotation_masks_need_no_parser_file(state, tmp_path, capsys, monkeypatch):
+    """masks=annotation never runs BiSeNet: 79999_iter.pth is not needed, not asked for, not downloaded."""
+    from swapbench import cli
+    from swapbench.bench.catalogue import select
+    from swapbench.faces.parsing import WEIGHTS as PARSER
+
+    m = MegaFS(generator_size=GEN, masks="annotation")
+    assert PARSER not in m.weights and PARSER in MegaFS().weights
+    m.load_weights({k: v for k, v in state.items() if k != PARSER.name})
+    assert m.weights_loaded
+    assert PARSER in select(used_by=["megafs"]) and PARSER not in select(used_by=["megafs"], options={"megafs": {"masks": "annotation"}})
+    monkeypatch.setenv("SWAPBENCH_WEIGHTS", str(tmp_path / "no-weights"))
+    rc = cli.main(["run", "--method", "megafs", "--set", "megafs.masks=annotation", "--weights-dir", str(tmp_path),
+                   "--no-progress", "--store", str(tmp_path / "s.sqlite")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "ftm_final.pth" in err and "79999_iter.pth" not in err, err
+
+
 def test_weight_files_are_checked_before_loading(state):
     m = MegaFS(generator_size=GEN)
     gan = dict(state[STYLEGAN_FILE.name])

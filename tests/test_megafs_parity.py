@@ -128,14 +128,17 @@ def test_min_max_is_global_over_channels_per_image():
     assert torch.allclose(out[0], (img[0] + 2) / 5) and torch.allclose(out[1], img[1])
 
 
-def test_encoder_input_resize_is_cv2_inter_linear_geometry():
+def test_encoder_input_is_the_official_preprocess_exactly():
+    """cv2.resize of the uint8 1024 crop to a uint8 256 image, .mul_(1/255.0), normalize(0.5, 0.5): equal bit
+    for bit (before: a float resize, 0.5/255 off where cv2 rounds, which moved the W+ codes by 2.3e-3)."""
     cv2 = pytest.importorskip("cv2")
     g = torch.Generator().manual_seed(1)
-    img = (torch.rand(1024, 1024, 3, generator=g) * 255).to(torch.uint8).numpy()
-    ref = cv2.resize(img, (256, 256)).astype(np.float64) / 255  # rounded to uint8 by cv2
+    img = (torch.rand(1024, 1024, 3, generator=g) * 256).to(torch.uint8).numpy()
+    img[:8] = 255  # saturated rows: the rounding must not leave [0, 255]
+    ref = torch.from_numpy(cv2.resize(img.copy(), (256, 256)).transpose((2, 0, 1))).float().mul_(1 / 255.0)
+    ref = (ref - 0.5) / 0.5
     ours = MegaFS.encoder_input(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255)
-    ours = (ours[0].permute(1, 2, 0).double() * 0.5 + 0.5).numpy()
-    assert np.abs(ours - ref).max() <= 0.5 / 255 + 1e-6
+    assert torch.equal(ours[0], ref)
 
 
 def test_soft_erosion_edge_cases_raise_a_clear_error():

@@ -115,3 +115,15 @@ def test_ddim_50_steps_and_decode(net):
     torch.testing.assert_close(x0, t("pred_x0"), rtol=1e-5, atol=1e-3)
     torch.testing.assert_close(net.decode(t("x_inter")[-1]), t("image"), **TOL)
     torch.testing.assert_close(net.decode(z), t("image"), **TOL)
+
+
+def test_output_is_truncated_to_8_bits_as_the_script_saves_it():
+    """inference_test_bench.py: clamp((x + 1) / 2), `255. * x` in float32, `.astype(np.uint8)` (truncation)."""
+    from swapbench.faces.warp import to_uint8
+    from swapbench.methods.reface.method import official_8bit
+
+    decoded = G["image"]  # the golden clamp((decode_first_stage(z) + 1) / 2), float32 in [0, 1]
+    script = (255.0 * decoded.transpose(0, 2, 3, 1)).astype(np.uint8)
+    ours = official_8bit(torch.from_numpy(decoded))
+    np.testing.assert_array_equal(to_uint8(ours), script)  # the engine's PNG of the method's output
+    assert (to_uint8(torch.from_numpy(decoded)) != script).mean() > 0.2  # rounding would differ

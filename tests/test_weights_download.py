@@ -287,10 +287,212 @@ def test_select_by_name_filename_and_user(registry):
 
 
 def test_hf_url_parsing():
-    assert download.parse_hf("hf://owner/repo/sub/dir/w.safetensors") == ("owner/repo", "sub/dir/w.safetensors", None)
-    assert download.parse_hf("hf://owner/repo@v1.0/w.bin") == ("owner/repo", "w.bin", "v1.0")
+    assert download.parse_hf("hf://owner/repo/sub/dir/w.safetensors") == ("owner/repo", "sub/dir/w.safetensors", None, "model")
+    assert download.parse_hf("hf://owner/repo@v1.0/w.bin") == ("owner/repo", "w.bin", "v1.0", "model")
+    assert download.parse_hf("hf://spaces/owner/demo@abc123/weights/g.pth") == ("owner/demo", "weights/g.pth", "abc123", "space")
     with pytest.raises(ValueError):
         download.parse_hf("hf://owner/w.bin")
+    with pytest.raises(ValueError):
+        download.parse_hf("hf://spaces/owner/w.bin")
+
+
+@pytest.mark.parametrize("url, kind", [
+    ("hf://owner/repo/w.pth", "hf"),
+    ("hf://spaces/owner/space/weights/w.pth", "hf"),
+    ("https://github.com/o/r/releases/download/v1/w.pth", "http"),
+    ("https://github.com/o/r/raw/0123abc/w.mat", "http"),
+    ("gdrive://154JgKpzCPW82qINcVieuPH3fZ2e0P812", "gdrive"),
+    ("https://drive.google.com/open?id=154JgKpzCPW82qINcVieuPH3fZ2e0P812", "gdrive"),
+    ("https://drive.google.com/file/d/1KW7bjndL3QG3sxBbZxreGHigcCCpsDgn/view?usp=sharing", "gdrive"),
+    ("https://drive.google.com/uc?id=1KW7bjndL3QG3sxBbZxreGHigcCCpsDgn&export=download", "gdrive"),
+    ("https://drive.google.com/drive/folders/17p6ORr-JQJcw-eYtG2WGNiuS_qVKwdWd", "manual"),
+    ("https://pan.baidu.com/s/1z6VgH3TA7qCJtw9cqDKJUg", "manual"),
+    ("https://mail2sysueducn-my.sharepoint.com/:f:/g/personal/x/Er3P?e=ag2yxg", "manual"),
+    ("https://1drv.ms/u/s!abc", "manual"),
+    ("mailto:authors@example.org", "manual"),
+    ("ftp://example.org/w.pth", "manual"),
+])
+def test_every_url_form_has_one_route(url, kind):
+    f = WeightFile(name="test/form", filename="w.pth", url=url, licence="test-only")
+    assert download.source_kind(f) == kind
+    if kind == "gdrive":
+        assert download.drive_id(url) in url
+
+
+def test_declared_urls_all_route_somewhere_sensible():
+    """The two files #31 found: the Basel registration page is manual, BiSeNet's Drive link goes to gdown;
+    no declared file that is fetched automatically points at a page (a Drive folder, Baidu, a form)."""
+    from swapbench.bench.catalogue import weight_files
+
+    files = {name: f for name, (f, _) in weight_files().items()}
+    assert download.source_kind(files["deep3d/BFM_model_front"]) == "manual"
+    assert download.source_kind(files["face_parsing/bisenet_79999_iter"]) == "gdrive"
+    for f in files.values():
+        kind = download.source_kind(f)
+        assert kind in ("hf", "http", "gdrive", "manual"), f.name
+        if kind == "http":  # direct links only: release assets, raw files, files served as such
+            assert "drive.google.com" not in f.url and "main.php" not in f.url, f.name
+
+
+HTML_PAGE = b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>Please log in</body></html>\n"
+
+
+def test_html_page_where_a_weight_file_is_expected_is_refused(server, wdir, registry):
+    """A server that answers a weight URL with a web page (as a registration or Drive page does)."""
+    server.files["/w/page.pth"] = HTML_PAGE
+    f = registry(name="test/page", filename="page.pth", url=server.url + "/w/page.pth")
+    with pytest.raises(download.DownloadError) as info:
+        download.download(f, wdir, progress=False)
+    msg = str(info.value)
+    assert "web page (HTML)" in msg and server.url + "/w/page.pth" in msg and str(wdir / "page.pth") in msg
+    assert "download page.pth by hand" in msg and "\n" not in msg
+    assert not (wdir / "page.pth").exists() and not (wdir / "page.pth.part").exists()
+
+
+def test_html_content_type_is_refused_before_the_body(server, wdir, registry):
+    server.files["/w/page.pth"] = PAYLOAD  # even a binary body is not read when the server says text/html
+    server.extra_headers["/w/page.pth"] = {"Content-Type": "text/html; charset=utf-8"}
+    f = registry(name="test/page", filename="page.pth", url=server.url + "/w/page.pth")
+    with pytest.raises(download.DownloadError, match="web page .Content-Type text/html"):
+        download.download(f, wdir, progress=False)
+    assert not (wdir / "page.pth").exists() and not (wdir / "page.pth.part").exists()
+
+
+def test_size_far_from_the_declared_one_is_refused(server, wdir, registry):
+    server.files["/w/small.pth"] = PAYLOAD[:1000]
+    f = registry(name="test/small", filename="small.pth", url=server.url + "/w/small.pth", size=len(PAYLOAD))
+    with pytest.raises(download.DownloadError, match=f"announces 1,000 bytes where {len(PAYLOAD):,} are declared"):
+        download.download(f, wdir, progress=False)
+    assert not (wdir / "small.pth").exists() and not (wdir / "small.pth.part").exists()  # nothing written
+    # Whatever the source (gdown and the Hub announce no size to us), the file itself is measured.
+    part = wdir / "small.pth.part"
+    part.write_bytes(PAYLOAD[:1000])
+    with pytest.raises(download.DownloadError, match=f"has 1,000 bytes where {len(PAYLOAD):,} are declared"):
+        download._verify_and_place(f, part, wdir / "small.pth")
+    assert not (wdir / "small.pth").exists() and not part.exists()
+
+
+def test_no_published_checksum_is_recorded_at_download_and_compared_afterwards(server, wdir, registry, capsys, monkeypatch):
+    server.files["/w/free.pth"] = PAYLOAD
+    f = registry(name="test/free", filename="free.pth", url=server.url + "/w/free.pth")
+    rc, out, _ = run_cli(capsys, monkeypatch, "weights", "--weights-dir", str(wdir), "--format", "json")
+    row = next(r for r in json.loads(out) if r["file"] == "free.pth")
+    assert row["sha256"] == "not published: recorded at first download, compared afterwards"
+    out = download.download(f, wdir, progress=False)
+    record = wdir / ".sha256" / "free.pth.sha256"
+    assert record.read_text() == f"{SHA}  free.pth\n" and str(record) in out.message
+    assert weights.status(f, wdir).status == "present (matches the sha256 recorded at download)"
+    assert weights.resolve([f], wdir) == {"test/free": wdir / "free.pth"}
+    rc, out, _ = run_cli(capsys, monkeypatch, "weights", "--weights-dir", str(wdir), "--format", "json")
+    row = next(r for r in json.loads(out) if r["file"] == "free.pth")
+    assert row["sha256"] == f"not published; recorded at download: {SHA}"
+    # The file changes under the user: the listing and a run both say so.
+    (wdir / "free.pth").write_bytes(PAYLOAD[:-1] + b"!")
+    assert weights.status(f, wdir).status == "checksum mismatch"
+    with pytest.raises(weights.WeightsError) as info:
+        weights.resolve([f], wdir)
+    msg = str(info.value)
+    assert f"changed since it was downloaded: its sha256 was recorded as {SHA}" in msg and str(record) in msg
+    # Deleting the record accepts the replacement, unverified.
+    record.unlink()
+    assert weights.status(f, wdir).status == "present (unverified)" and weights.resolve([f], wdir)
+
+
+def test_listing_shows_pinned_hashes_and_filters_with_for(capsys, monkeypatch, wdir):
+    from swapbench.methods.face_adapter.method import SD15_UNET_SHA256, VAE_SHA256
+
+    rc, out, _ = run_cli(capsys, monkeypatch, "weights", "--for", "face_adapter", "--weights-dir", str(wdir),
+                         "--format", "json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rc == 0 and all("face_adapter" in r["used_by"] for r in rows.values())
+    assert "ghost/G_unet_2blocks" not in rows and "face_adapter/stable-diffusion-v1-5" in rows
+    assert all(h in rows["face_adapter/stable-diffusion-v1-5"]["sha256"] for h in SD15_UNET_SHA256)
+    assert rows["face_adapter/sd-vae-ft-mse"]["sha256"].endswith(VAE_SHA256[0])
+    assert rows["face_adapter/FaceAdapter"]["sha256"] == "not published: recorded at first download, compared afterwards"
+    assert rows["deep3d/BFM_model_front"]["source"] == "manual"
+
+
+def test_google_drive_goes_through_gdown(wdir, registry, monkeypatch):
+    """Routing without network: gdown's download is replaced by one that writes what Drive would give."""
+    import gdown
+
+    calls = []
+
+    def fake_download(id=None, output=None, **kw):  # noqa: A002 - gdown's own argument name
+        calls.append((id, kw.get("resume")))
+        Path(output).write_bytes(answer)
+        return output
+
+    monkeypatch.setattr(gdown, "download", fake_download)
+    f = registry(name="test/drive", filename="drive.pth", sha256=SHA,
+                 url="https://drive.google.com/open?id=154JgKpzCPW82qINcVieuPH3fZ2e0P812")
+    answer = HTML_PAGE  # Drive's "quota exceeded" or sign-in page
+    with pytest.raises(download.DownloadError, match="web page .HTML.*drive.google.com/open"):
+        download.download(f, wdir, progress=False)
+    assert not (wdir / "drive.pth").exists() and not (wdir / "drive.pth.part").exists()
+    answer = PAYLOAD
+    out = download.download(f, wdir, progress=False)
+    assert out.action == "downloaded" and (wdir / "drive.pth").read_bytes() == PAYLOAD
+    assert calls == [("154JgKpzCPW82qINcVieuPH3fZ2e0P812", True)] * 2
+    g = registry(name="test/drive2", filename="drive2.pth", url="gdrive://1KW7bjndL3QG3sxBbZxreGHigcCCpsDgn")
+    download.download(g, wdir, progress=False)
+    assert calls[-1][0] == "1KW7bjndL3QG3sxBbZxreGHigcCCpsDgn"
+    assert (wdir / ".sha256" / "drive2.pth.sha256").read_text().startswith(SHA)
+
+
+def test_gdown_refusal_is_one_clear_line(wdir, registry, monkeypatch):
+    import gdown
+    from gdown.exceptions import FileURLRetrievalError
+
+    def refuse(**kw):
+        raise FileURLRetrievalError("Too many users have viewed or downloaded this file recently.\nTry later.")
+
+    monkeypatch.setattr(gdown, "download", refuse)
+    f = registry(name="test/drive", filename="drive.pth", url="gdrive://154JgKpzCPW82qINcVieuPH3fZ2e0P812")
+    with pytest.raises(download.DownloadError) as info:
+        download.download(f, wdir, progress=False)
+    msg = str(info.value)
+    assert "Google Drive would not give drive.pth" in msg and "Too many users" in msg and "\n" not in msg
+    assert f"put it at {wdir / 'drive.pth'}" in msg
+
+
+def test_space_files_go_through_the_hub_as_a_space(wdir, registry, monkeypatch, tmp_path):
+    import huggingface_hub
+
+    cached = tmp_path / "hfcache" / "g.pth"
+    cached.parent.mkdir()
+    calls = []
+
+    def fake_hf_hub_download(repo_id, filename, revision=None, repo_type=None):
+        calls.append((repo_id, filename, revision, repo_type))
+        return str(cached)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_hf_hub_download)
+    f = registry(name="test/space", filename="g.pth",
+                 url="hf://spaces/ygtxr1997/ReliableSwap_Demo@main/weights/extracted/g.pth")
+    cached.write_bytes(HTML_PAGE)  # an LFS pointer page or an error page in the cache is not placed
+    with pytest.raises(download.DownloadError, match="web page"):
+        download.download(f, wdir, progress=False)
+    cached.write_bytes(PAYLOAD)
+    assert download.download(f, wdir, progress=False).action == "downloaded"
+    assert (wdir / "g.pth").read_bytes() == PAYLOAD
+    assert calls[-1] == ("ygtxr1997/ReliableSwap_Demo", "weights/extracted/g.pth", "main", "space")
+
+
+def test_manual_entries_say_where_to_get_it_and_where_to_put_it(wdir, registry):
+    baidu = registry(name="test/baidu", filename="b.pth", url="https://pan.baidu.com/s/1z6VgH3TA7qCJtw9cqDKJUg",
+                     note="extraction code ygss")
+    text = download.download(baidu, wdir).message
+    assert "Baidu Netdisk" in text and "extraction code ygss" in text and f"then put it at {wdir / 'b.pth'}" in text
+    mail = registry(name="test/mail", filename="m.pth", url="mailto:authors@example.org")
+    assert "write to authors@example.org" in download.download(mail, wdir).message
+    from swapbench.faces.deep3d import BFM_MODEL_FRONT as form
+
+    text = download.instructions(form, wdir)
+    assert "registration" in text and "faces.dmi.unibas.ch" in text and str(wdir / "BFM_model_front.mat") in text
+    with pytest.raises(weights.WeightsError) as info:
+        weights.resolve([form], wdir)
+    assert "bench weights download" not in str(info.value)  # it cannot: the message sends the user to the page
 
 
 HF_SCRIPT = """

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from swapbench import methods, metrics, weights
 from swapbench.faces import detect, parsing
+from swapbench.methods.base import parse_options
 from swapbench.registry import UnknownName
 from swapbench.weights import WeightFile
 
@@ -39,8 +40,9 @@ def weight_files() -> dict[str, tuple[WeightFile, list[str]]]:
     return dict(sorted(out.items()))
 
 
-def select(names=(), used_by=()) -> list[WeightFile]:
-    """Files by registry name or file name, plus every file a method, backend or detector uses."""
+def select(names=(), used_by=(), options: dict | None = None) -> list[WeightFile]:
+    """Files by registry name or file name, plus every file a method, backend or detector uses; for a
+    method, the files its options need (options: config sections by method name, e.g. {"megafs": {"masks": ...}})."""
     files = weight_files()
     by_key = {**{f.filename: f for f, _ in files.values()}, **{n: f for n, (f, _) in files.items()}}
     chosen: dict[str, WeightFile] = {}
@@ -50,6 +52,9 @@ def select(names=(), used_by=()) -> list[WeightFile]:
         chosen[by_key[n].name] = by_key[n]
     for user in used_by:
         found = [f for f, users in files.values() if user in users]
+        if found and user in methods.all_methods():
+            cls = methods.get(user)
+            found = list(cls.weights_for(parse_options(cls, (options or {}).get(user))))
         if not found:
             known = sorted({u for _, users in files.values() for u in users})
             raise UnknownName(f"no weight files are used by {user!r} (users: {', '.join(known)})")

@@ -59,6 +59,8 @@ def run(cfg: dict, reporter: Reporter | None = None) -> list[MethodRun]:
             raise ValueError(f"backend {cfg['metrics'][family]!r} computes {cls.family}, not {family}")
     detector = detect.detector_class(cfg["face"]["detector"])
     instances = [cls.from_config(cfg) for cls in method_classes]  # options checked before any work
+    for method in instances:
+        method.check_protocol(protocol)
 
     # Every weight file of every method, backend and the face detector is found, hashed, opened and
     # validated before the first face is detected: a bad file costs seconds, not the face stage.
@@ -80,7 +82,7 @@ def run(cfg: dict, reporter: Reporter | None = None) -> list[MethodRun]:
     store = open_store(cfg["store"], cfg["engine"]["num_nodes"], world(cfg)[0] if cfg["engine"]["num_nodes"] > 1 else 0,
                        cfg["engine"].get("shard_dir"))
     eval_convention = cfg["face"]["eval_convention"]
-    conventions = sorted({eval_convention} | {m.convention for m in instances})
+    conventions = sorted({eval_convention} | {c for m in instances for c in (m.convention, m.source_convention)})
     reporter.plan(1 + len(instances) * (2 + len(backends)), f"{protocol.name}: {len(protocol.pairs)} pairs, "
                   f"{len(instances)} method(s), {len(backends)} backend(s)")
     t0 = time.perf_counter()
@@ -89,7 +91,7 @@ def run(cfg: dict, reporter: Reporter | None = None) -> list[MethodRun]:
         crops = prepare(protocol, conventions, store, cfg["face"]["multi_face"], stage,
                         workers=face_workers(cfg, len(protocol.images)), **face_args)
     # A method's extra input images (e.g. precomputed swaps) are prepared exactly like the protocol's
-    # images and fed in place of the source crop.
+    # images and fed in place of the source crop, in the source's convention.
     inputs = {}
     locations = {key: protocol.location(key) for key in protocol.images}  # where each crop came from
     for method in instances:
@@ -102,7 +104,7 @@ def run(cfg: dict, reporter: Reporter | None = None) -> list[MethodRun]:
                           for pid, uri in files.items()}, [])
         locations.update({key: extra.location(key) for key in extra.images})
         with reporter.stage("faces", len(extra.images), f"{method.name} inputs") as stage:
-            crops.update(prepare(extra, [method.convention], store, cfg["face"]["multi_face"], stage,
+            crops.update(prepare(extra, [method.source_convention], store, cfg["face"]["multi_face"], stage,
                                  workers=face_workers(cfg, len(extra.images)), **face_args))
     face_seconds = time.perf_counter() - t0
 
@@ -135,8 +137,11 @@ def detection_device(cfg) -> dict:
 def _run_method(method, protocol, crops, locations, backends, store, cfg, hashes, face_seconds, reporter,
                 inputs=None) -> MethodRun:
     t_start = time.perf_counter()
-    conv, ev = method.convention, cfg["face"]["eval_convention"]
-    data_sha = data_fingerprint([(k, ev) for k in protocol.images] + [(k, conv) for k in (inputs or {}).values()], crops)
+    # The target side (conv) is what the method returns and what is carried into the scoring crop (ev);
+    # the source is cropped in its own convention (src_conv, the same unless the method declares one).
+    conv, src_conv, ev = method.convention, method.source_convention, cfg["face"]["eval_convention"]
+    data_sha = data_fingerprint([(k, ev) for k in protocol.images] + [(k, src_conv) for k in (inputs or {}).values()],
+                                crops)
     run_id = run_id_for(cfg, protocol, method, hashes, data_sha)
     existing = store.run(run_id)
     if existing and existing["status"] == "complete" and not cfg["rerun"]:
@@ -152,12 +157,13 @@ def _run_method(method, protocol, crops, locations, backends, store, cfg, hashes
     # Pairs whose faces could not be prepared are failures of the run, with the reason.
     ready, failed = [], []
     for pair in protocol.pairs:
-        problems = [f"{role} {key}: {crops[key, c].reason}" for role, key in (("source", pair.source), ("target", pair.target))
-                    for c in dict.fromkeys((conv, ev)) if not crops[key, c].ok]
+        problems = [f"{role} {key}: {crops[key, c].reason}"
+                    for role, key, side in (("source", pair.source, src_conv), ("target", pair.target, conv))
+                    for c in dict.fromkeys((side, ev)) if not crops[key, c].ok]
         if problems:
             failed.append((pair.pair_id, "face", "; ".join(problems)))
-        elif inputs and not crops[inputs[pair.pair_id], conv].ok:
-            failed.append((pair.pair_id, "swap", f"{method.name} input: {crops[inputs[pair.pair_id], conv].reason}"))
+        elif inputs and not crops[inputs[pair.pair_id], src_conv].ok:
+            failed.append((pair.pair_id, "swap", f"{method.name} input: {crops[inputs[pair.pair_id], src_conv].reason}"))
         else:
             ready.append(pair)
     store.put_failures(run_id, failed)
@@ -168,7 +174,7 @@ def _run_method(method, protocol, crops, locations, backends, store, cfg, hashes
                or (done[p.pair_id].ok and not layout.swap_path(store.files, run_id, p.pair_id).is_file())]
     with reporter.stage("swap", len(pending), method.name) as stage:
         if pending:
-            items = [(p.pair_id, crops[source_key[p.pair_id], conv], crops[p.target, conv],
+            items = [(p.pair_id, crops[source_key[p.pair_id], src_conv], crops[p.target, conv],
                       locations[source_key[p.pair_id]], locations[p.target]) for p in pending]
             # Swaps made on another crop convention are pasted into the target's scoring crop.
             paste = {p.pair_id: (crops[p.target, conv], crops[p.target, ev]) for p in pending} if conv != ev else None

@@ -46,6 +46,8 @@ def run_id_for(cfg, protocol, method, hashes, data_sha=None) -> str:
         "convention": method.convention,
         "seed": cfg["engine"]["seed"],
     }
+    if method.source_convention != method.convention:  # methods with one convention keep their ids
+        key["source_convention"] = method.source_convention
     options = method.option_values()
     if options:  # methods without options keep the ids of stores written before options existed
         key["method_options"] = options
@@ -67,7 +69,8 @@ def provenance(cfg, protocol, method, hashes, data_sha=None) -> dict:
         "protocol": {"name": protocol.name, "version": protocol.version, "hash": protocol.hash,
                      "pairs": len(protocol.pairs), "subset_of": protocol.subset_of},
         "data": {"root": cfg.get("data_root"), "options": cfg.get("data"), "pixels_sha": data_sha},
-        "method": {"name": method.name, "convention": method.convention, "options": method.option_values(),
+        "method": {"name": method.name, "convention": method.convention, "source_convention": method.source_convention,
+                   "options": method.option_values(),
                    "weights_sha256": {f.name: hashes[f.name] for f in method.weights}},
         "fid": cfg["fid"] if "inception" in cfg["metrics"] else None,
         "face_detector": {"name": cfg["face"]["detector"],

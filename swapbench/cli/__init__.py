@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="resume an interrupted run (the default behaviour)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--no-progress", action="store_true", help="no live display; one line per finished stage")
+    p.add_argument("--format", choices=["table", "markdown"],
+                   help="the results at the end: a compact table (default on a terminal) or the full leaderboard "
+                        "markdown with intervals and notes (default when piped)")
 
     p = sub.add_parser("list", parents=[common, fmt], help="list methods, protocols or metric backends")
     p.add_argument("what", choices=["methods", "protocols", "backends"])
@@ -170,12 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="folder holding the data sets the golden runs read (ffhq/, celebahq/, ffpp/)")
     p.add_argument("--no-progress", action="store_true")
 
-    p = sub.add_parser("weights", parents=[common, fmt], help="list every registered weight file and its status; `download` fetches them")
+    p = sub.add_parser("weights", parents=[common, fmt], help="list the registered weight files and their status; `download` fetches them")
     p.add_argument("action", nargs="?", choices=["download"], help="download NAME… (or --for METHOD) into the weights cache")
-    p.add_argument("names", nargs="*", metavar="NAME", help="registry name or file name")
+    p.add_argument("names", nargs="*", metavar="NAME", help="registry name or file name, after `download`")
     p.add_argument("--for", dest="used_by", action="append", default=[], metavar="METHOD_OR_BACKEND",
-                   help="every file a method or metric backend uses (repeatable)")
+                   help="only the files a method or metric backend uses (repeatable; lists or downloads them)")
     p.add_argument("--weights-dir")
+    p.add_argument("--set", action="append", default=[], metavar="METHOD.OPTION=VALUE",
+                   help="a method option that changes the files --for needs, e.g. megafs.masks=annotation")
     p.add_argument("--retries", type=int, default=2, help="resume a dropped download this many times")
     p.add_argument("--no-progress", action="store_true")
     return parser
@@ -280,9 +285,34 @@ def cmd_run(args) -> int:
     store = Store(cfg["store"])
     df = tables.collect(store, include_unpublishable=True)
     df = df[df["run_id"].isin([r.run_id for r in results])] if not df.empty else df
-    print(tables.markdown(df, store), end="")
+    if (args.format or ("table" if console.is_terminal else "markdown")) == "markdown":
+        print(tables.markdown(df, store), end="")
+    else:
+        print_compact(tables.compact(df))
     print_run_summary(results, store, caught)
     return EXIT_NOTHING_EVALUATED if results and all(r.swapped == 0 for r in results) else EXIT_OK
+
+
+def print_compact(headlines) -> None:
+    """The headline values of each protocol as one terminal table, best or tied in bold colour, and where
+    the full tables are."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    for h in headlines:
+        table = Table(title=h.protocol, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+        table.add_column("")
+        for method in h.methods:
+            table.add_column(method, justify="right", overflow="fold")
+        for cells, best in zip(h.rows, h.best):
+            table.add_row(cells[0], *(Text(c, style="bold green" if b else "") for c, b in zip(cells[1:], best)))
+        console.print(table)
+        console.print("bold green: best, or not significantly different from the best, on the pairs every method "
+                      "evaluated." + (" †: from fewer images than fid.min_samples, strongly biased (FID∞ not shown)."
+                                      if h.footnote else ""), highlight=False, style="dim")
+    console.print("Full tables with 95% intervals, sample sizes and notes: `bench leaderboard`; "
+                  "the HTML report: `bench report`.", highlight=False)
 
 
 def print_run_summary(results, store, caught_warnings=()) -> None:
@@ -323,7 +353,9 @@ def cmd_list(args) -> int:
         rows = []
         for name, cls in methods.all_methods().items():
             status = [weights.status(f, args.weights_dir, verify=False).status for f in cls.weights]
-            rows.append({"method": name, "crop": f"{cls.crop}_{cls.size}",
+            source = f"{cls.source_crop or cls.crop}_{cls.source_size or cls.size}"
+            crop = f"{cls.crop}_{cls.size}" + ("" if source == f"{cls.crop}_{cls.size}" else f" (source {source})")
+            rows.append({"method": name, "crop": crop,
                          "weights": ", ".join(f"{f.filename}: {s}" for f, s in zip(cls.weights, status)) or "none needed",
                          "licence": "; ".join(dict.fromkeys(f.licence for f in cls.weights)) or "",
                          "options": ", ".join(f"{n}={d!r}" for n, _, d in option_fields(cls)),
@@ -474,13 +506,18 @@ def cmd_weights(args) -> int:
     from swapbench.bench.catalogue import weight_files
     from swapbench.weights import download
 
+    from swapbench.bench.catalogue import select
+    from swapbench.weights import recorded
+
     if args.action == "download":
         return cmd_weights_download(args)
-    if args.names or args.used_by:
-        raise UserError("names and --for go with `bench weights download`")
     dirs = weights.search_dirs(args.weights_dir)
     rows = []
+    chosen = ({f.name for f in select(args.names, args.used_by, config_mod.parse_set(args.set))}
+              if args.names or args.used_by else None)
     for name, (f, users) in weight_files().items():
+        if chosen is not None and name not in chosen:
+            continue
         st = weights.status(f, args.weights_dir)
         state = st.status
         parts = [download.part_path(d / f.filename) for d in dirs]  # an interrupted `bench weights download`
@@ -488,7 +525,7 @@ def cmd_weights(args) -> int:
             done = max(p.stat().st_size for p in parts if p.is_file())
             state += f" ({done:,} bytes downloaded; `bench weights download` resumes)"
         rows.append({"name": name, "file": f.filename, "format": f.format, "used_by": users, "licence": f.licence,
-                     "size": f.size, "sha256": f.sha256, "source": download.source_kind(f), "url": f.url,
+                     "size": f.size, "sha256": recorded.listing(f, st.path), "source": download.source_kind(f), "url": f.url,
                      "status": state, "path": str(st.path) if st.path else None,
                      "put_it_in": str(dirs[0] / f.filename)})
     emit(rows, Columns.of(("name", "name"), ("file", "file"), ("format", "format"), ("used_by", "used by"),
@@ -505,7 +542,7 @@ def cmd_weights_download(args) -> int:
     from swapbench.bench.catalogue import select
     from swapbench.weights import download
 
-    files = select(args.names, args.used_by)
+    files = select(args.names, args.used_by, config_mod.parse_set(args.set))
     if not files:
         raise UserError("name the files to download (see `bench weights`) or pass --for METHOD_OR_BACKEND")
     unavailable = 0

@@ -39,6 +39,7 @@ BFM_MODEL_FRONT = register(
         note=("built by Deep3DFaceRecon_pytorch from 01_MorphableModel.mat (BFM09, registration required) and "
               "Exp_Pca.bin (Guo et al.); Face-Adapter ships the same file as third_party/BFM_model_front.mat. "
               "Not needed for the deep3d_exp coefficients; needed for Face-Adapter's landmarks"),
+        manual=True,  # the Basel page asks for a registration before it gives 01_MorphableModel.mat
     )
 )[0]
 

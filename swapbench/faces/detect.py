@@ -29,6 +29,7 @@ from functools import lru_cache
 import numpy as np
 
 from swapbench.faces import fan, scrfd
+from swapbench.faces.insightface_arcface import onnx_providers
 from swapbench.faces.templates import five_points
 from swapbench.registry import Registry
 from swapbench.weights import WeightFile, load, resolve
@@ -210,7 +211,7 @@ class SCRFD(Detector):
 
     def __init__(self, paths, device="cpu"):
         super().__init__(paths, device)
-        self.model = scrfd.SCRFD(load(self.weights[0], paths[self.weights[0].name]), providers=_onnx_providers(device))
+        self.model = scrfd.SCRFD(load(self.weights[0], paths[self.weights[0].name]), providers=onnx_providers(device))
 
     def propose(self, image):
         blob, scale = self.model.preprocess(image)
@@ -229,17 +230,6 @@ class SCRFD(Detector):
             kps = d.kps.astype(np.float32)
             faces.append(Face(box, kps, d.score, points5=kps.astype(np.float64), detector=self.name))
         return faces  # postprocess returns them best score first
-
-
-def _onnx_providers(device: str) -> tuple:
-    """onnxruntime's CUDA provider for a CUDA device where the installed onnxruntime has it, else the CPU."""
-    if device.startswith("cuda"):
-        import onnxruntime
-
-        if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-            index = int(device.partition(":")[2] or 0)
-            return (("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider")
-    return ("CPUExecutionProvider",)
 
 
 # --- face-alignment FAN ----------------------------------------------------------------------------

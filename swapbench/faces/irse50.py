@@ -34,7 +34,6 @@ IRSE50_WEIGHTS = register(
         licence="code MIT (TreB1eN/InsightFace_Pytorch, pSp); weights trained on MS-Celeb-1M derived data, research use",
         note=("the 'Arcface ID retrieval model' link of the REFace README (the pSp IR-SE50 file, Google Drive); "
               "also in the Hugging Face repo Sanoojan/REFace under Other_dependencies/arcface/"),
-        manual=True,  # a Google Drive page, not a direct link
     )
 )[0]
 

@@ -73,7 +73,7 @@ WEIGHTS = register(
         filename="79999_iter.pth",
         url="https://drive.google.com/open?id=154JgKpzCPW82qINcVieuPH3fZ2e0P812",
         licence="code MIT (zllrunning/face-parsing.PyTorch); weights trained on CelebAMask-HQ, non-commercial research use",
-        note="the pre-trained model link of the face-parsing.PyTorch README (Google Drive)",
+        note="the pre-trained model link of the face-parsing.PyTorch README (Google Drive, fetched with gdown)",
     )
 )[0]
 

@@ -41,7 +41,8 @@ Templates:
 - ffhq5: a 5-point least-squares similarity (skimage, as arcface) to the fixed FFHQ-aligned landmark
   positions of SimSwap's `ffhq_src` (SimSwap insightface_func/utils/face_align_ffhqandnewarc.py, defined
   on a 512 crop, scaled by size/512), which SimSwap-512 and ReliableSwap (mode "ffhq", 256) crop with.
-  Not the ffhq quad above, which is built from the eyes and mouth alone and frames the face wider.
+  Not the ffhq quad above, which is built from the eyes and mouth alone: the two frame a face alike, but
+  the astronaut's five points land 2-6 px apart between ffhq_512 and ffhq5_512.
 - arcface85: InfoSwap's template (preprocess/mtcnn_pytorch/src/align_trans.py, ReliableSwap calls it
   "mtcnn"): the ArcFace points shrunk x0.85 about (56, 56), scaled by size/112. InfoSwap fits it with
   MATLAB-style cp2tform (matlab_cp2tform.py): the least-squares similarity from the template to the

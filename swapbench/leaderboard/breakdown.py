@@ -5,8 +5,8 @@ every method evaluated, bold best and ties, all-pairs values, coverage within th
 sees where a method breaks. Set-level metrics (FID, KID, …) are not split into groups.
 
 - source_identity / target_identity: the identity of the protocol's image (the sub-folder of a
-  folder protocol, the person of the bundled samples, the video of FF++); where the protocol cannot be
-  rebuilt (a folder that is gone), the image key. On FF++ the grouping by target identity (the
+  folder protocol, the person of the bundled samples, the video of FF++); where the protocol's files are
+  gone (a folder or pairs file deleted or moved) or its name is not registered here, the image key. On FF++ the grouping by target identity (the
   target video, one per video pair) is written by default.
 - pose_bin: the absolute yaw of the *target* face from the run's pose backend on its scoring crop:
   `frontal` (< 15°), `15–45°`, `>45°`; pairs whose target has no pose go to `unknown`.
@@ -21,6 +21,7 @@ from swapbench.bench import layout
 from swapbench.bench.scoring import confidence_interval
 from swapbench.bench.store import Store
 from swapbench.leaderboard import stats, tables
+from swapbench.registry import UnknownName
 
 BY = ("source_identity", "target_identity", "pose_bin")
 
@@ -44,8 +45,8 @@ def _identities(run: dict) -> dict[str, str]:
             protocol = datasets.csv_protocol(spec[len("csv:"):], run["config"].get("data_root"))
         else:
             protocol = datasets.get_protocol(spec)
-    except Exception:  # noqa: BLE001 - a protocol whose files are gone: fall back to image keys
-        return {}
+    except (FileNotFoundError, UnknownName):  # DataError too: a folder or pairs file that is gone, or a
+        return {}  # protocol not registered here (its plugin gone). Any other error is a bug: it is raised
     return {k: r.identity for k, r in protocol.images.items()}
 
 

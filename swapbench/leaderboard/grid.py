@@ -70,6 +70,30 @@ def _choose(pair_ids, rows: int) -> list[tuple[str, str, str]]:
 FRAME_CELL = 192
 
 
+def own_paste(store: Store, method: str, run_id: str, pair_id: str, frame: np.ndarray, sha: str) -> np.ndarray | None:
+    """The swap pasted into its frame by the method's own paste-back (SwapMethod.frame_paste), from the
+    method's raw crop and the target's matrix in the method's convention; None where the method has none
+    (or its crop or face record is gone)."""
+    from swapbench import methods
+    from swapbench.registry import UnknownName
+
+    try:
+        cls = methods.get(method)
+    except UnknownName:
+        return None
+    if cls.frame_paste is None:
+        return None
+    config = store.run(run_id)["config"]
+    convention = f"{cls.crop}_{cls.size}"
+    raw = layout.raw_swap_path(store.files, run_id, pair_id)
+    if convention == config["face"]["eval_convention"] or not raw.is_file():
+        raw = layout.swap_path(store.files, run_id, pair_id)
+    face = store.face(sha, layout.face_key_of_run(config, convention))
+    if face is None or not face["ok"] or face["matrix"] is None or not raw.is_file():
+        return None
+    return cls.frame_paste(frame, np.asarray(Image.open(raw).convert("RGB")), face["matrix"])
+
+
 def frame_grid(store: Store, part, path: Path, rows: int = 4) -> Path | None:
     """Target frames and every method's swap pasted back into them. Needs the data on this machine:
     without it (or when a frame's pixels no longer match the run's), returns None and says why."""
@@ -99,6 +123,10 @@ def frame_grid(store: Store, part, path: Path, rows: int = 4) -> Path | None:
             continue
         row = [frame]
         for m in order:
+            own = own_paste(store, m, runs.loc[m, "run_id"], pid, frame, sha)
+            if own is not None:
+                row.append(own)
+                continue
             swap = np.asarray(Image.open(layout.swap_path(store.files, runs.loc[m, "run_id"], pid)).convert("RGB"))
             row.append(warp.paste_into_frame(frame, swap, face["matrix"], face["landmarks"], max_side=2 * FRAME_CELL))
         cells.append(row)

@@ -124,6 +124,7 @@ def leaderboard_data(part: pd.DataFrame, store: Store) -> dict:
         "backends": sorted({b for bs in backends.values() for b in bs}),
         "methods": [{"name": m, "run_id": runs.loc[m, "run_id"], "page": f"{name}/{m}.html"} for m in order],
         "not_meaningful": any(not tables.meaningful(r) for _, r in part.iterrows()),
+        "footnotes": tables.footnotes(part),
         "min_samples": int(part["min_samples"].dropna().iloc[0]) if part["min_samples"].notna().any() else None,
         **_failures_and_notes(reasons),
         "git_revision": revisions.iloc[0] if len(revisions) else "unknown",
@@ -145,7 +146,8 @@ def _cell(row, common: bool) -> dict:
     use_common = common and row["metric"] not in tables.SET_LEVEL
     value = row["value_common"] if use_common else row["value"]
     value_text, _, rest = text.partition(" ")
-    return {"text": text, "value_text": value_text, "rest": rest, "best": best, "sort": "" if value is None or pd.isna(value) else repr(float(value)),
+    shown = value is not None and pd.notna(value) and value_text != "–"  # a hidden FID∞ is not sorted by either
+    return {"text": text, "value_text": value_text, "rest": rest, "best": best, "sort": repr(float(value)) if shown else "",
             "backend": row.get("backend") or "", "flagged": not tables.meaningful(row)}
 
 

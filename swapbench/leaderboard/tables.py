@@ -11,6 +11,7 @@ names the protocol hash, the backends and the runs, so every number can be trace
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +111,20 @@ DEFAULT_BREAKDOWN = {"ffpp": "target_identity"}  # FF++: the identity is the vid
 NO_VALUE = ""  # the metric of the row standing for a run without any value
 
 
+NON_NEGATIVE = {"fid", "fid_inf"}  # distances: a negative estimate is numerical noise or a failed extrapolation
+EXTRAPOLATED = {"fid_inf"}  # not shown at all below fid.min_samples
+
+
+def hidden(row) -> str | None:
+    """The footnote mark of a set-level value that is not shown as a number, or None: FID∞ below
+    fid.min_samples (†), a negative FID or FID∞ at any n (‡)."""
+    if row["metric"] in EXTRAPOLATED and not meaningful(row):
+        return "†"
+    if row["metric"] in NON_NEGATIVE and pd.notna(row["value"]) and row["value"] < 0:
+        return "‡"
+    return None
+
+
 def _cell(row, common: bool = False) -> str:
     """A value with its interval; common=True: the headline value on the pairs common to all methods
     (bold when the column's best or not significantly different from it)."""
@@ -118,6 +133,8 @@ def _cell(row, common: bool = False) -> str:
     use_common = common and row["metric"] not in SET_LEVEL
     if use_common and pd.isna(row.get("value_common")):
         return "–"
+    if mark := hidden(row):
+        return f"– (n={row['n']}) {mark}"
     value, lo, hi = ((row["value_common"], row["ci_low_common"], row["ci_high_common"]) if use_common
                      else (row["value"], row["ci_low"], row["ci_high"]))
     text = fmt.format(value * scale)
@@ -157,9 +174,10 @@ def markdown(df: pd.DataFrame, store: Store, grids: dict[str, str] | None = None
         out.append(f"## {protocol}\n")
         out += _table(part, runs, order, metrics_order, n_pairs, common=has_common)
         fams = sorted({b for b in part["backend"] if b})
+        backends = ", ".join(f"`{b}`" for b in fams) or "none (no metric has a value)"
         out.append("")
         if has_common:
-            out.append(f"Protocol `{protocol}` hash `{phash}`, {n_pairs} pairs. Backends: {', '.join(f'`{b}`' for b in fams)}. "
+            out.append(f"Protocol `{protocol}` hash `{phash}`, {n_pairs} pairs. Backends: {backends}. "
                        "Each per-pair value: mean over the pairs that every listed method evaluated "
                        f"({_common_text(part, metrics_order, n_pairs)}) [95% percentile bootstrap interval over those "
                        "pairs]. **Bold**: the best value of its column and every method not significantly different "
@@ -176,15 +194,13 @@ def markdown(df: pd.DataFrame, store: Store, grids: dict[str, str] | None = None
             out += _table(part, runs, order, metrics_order, n_pairs, common=False)
             out.append("")
         else:
-            out.append(f"Protocol `{protocol}` hash `{phash}`, {n_pairs} pairs. Backends: {', '.join(f'`{b}`' for b in fams)}. "
+            out.append(f"Protocol `{protocol}` hash `{phash}`, {n_pairs} pairs. Backends: {backends}. "
                        "Each value: mean over evaluated pairs [95% percentile bootstrap interval over pairs]; "
                        "(n=…) where some pairs have no value. Coverage: a pair fails when a face cannot be found "
                        "or cropped, the method fails, or a metric backend cannot embed the swap.")
-        if any(not meaningful(r) for _, r in part.iterrows()):
+        for note in footnotes(part):
             out.append("")
-            out.append(f"† FID, FID∞, PRD and precision/recall from fewer than {int(part['min_samples'].dropna().iloc[0])} "
-                       "images: strongly biased by the small sample, not meaningful as absolute values or across "
-                       "protocols. FIDs from different extractors or resize policies are not comparable either.")
+            out.append(note)
         reasons = Counter()
         for run_id in runs["run_id"]:
             for f in store.failures(run_id):
@@ -207,17 +223,100 @@ def markdown(df: pd.DataFrame, store: Store, grids: dict[str, str] | None = None
     return "\n".join(out)
 
 
+COMPACT_SKIP = {"kid_std"}  # the spread of KID over subsets: in the full tables only
+
+
+@dataclass
+class Compact:
+    """One protocol's headline values for a terminal, one row per metric and one column per method (so
+    that it fits 80 columns), best-or-tied marked apart."""
+
+    protocol: str
+    methods: list[str]
+    rows: list[list[str]]  # [metric label (with † where it applies), value per method]; last: evaluated pairs
+    best: list[list[bool]]  # per value of rows
+    footnote: bool  # some label carries †
+
+
+def compact(df: pd.DataFrame) -> list[Compact]:
+    """The headline table of each protocol (common-pairs values where there are some) without intervals,
+    sample sizes or prose: what fits a terminal at the end of `bench run`."""
+    out = []
+    if df.empty:
+        return out
+    for (protocol, _), part in df.groupby(["protocol", "protocol_hash"], sort=True):
+        runs = part.drop_duplicates("method").set_index("method")
+        order = sorted(runs.index, key=lambda m: _sort_key(part, m))
+        n_pairs = int(runs["pairs"].iloc[0])
+        common = "value_common" in part.columns and part["value_common"].notna().any()
+        rows, best, flagged = [], [], False
+        for m in (m for m in COLUMNS if m in set(part["metric"]) and m not in COMPACT_SKIP):
+            hits = {method: part[(part["method"] == method) & (part["metric"] == m)] for method in order}
+            found = [h.iloc[0] for h in hits.values() if len(h)]
+            dagger = any(not meaningful(r) and not hidden(r) for r in found) or any(hidden(r) == "†" for r in found)
+            flagged |= dagger
+            rows.append([_header(m) + (" †" if dagger else "")]
+                        + [_short(h.iloc[0], common) if len(h) else "–" for h in hits.values()])
+            best.append([len(h) > 0 and common and m not in SET_LEVEL and h.iloc[0].get("best_or_tied") is True
+                         for h in hits.values()])
+        rows.append(["evaluated"] + [f"{n_pairs - int(runs.loc[method, 'pairs_failed'])}/{n_pairs}" for method in order])
+        best.append([False] * len(order))
+        out.append(Compact(protocol, order, rows, best, flagged))
+    return out
+
+
+def _short(row, common: bool) -> str:
+    """A headline value in at most about 7 characters: 3 decimals below 10 (4 for KID), 1 up to 100, whole above."""
+    if hidden(row):
+        return "–"
+    use_common = common and row["metric"] not in SET_LEVEL
+    value = row["value_common"] if use_common else row["value"]
+    if pd.isna(value):
+        return "–"
+    col = COLUMNS.get(row["metric"])
+    value = value * (100.0 if col and col.percent else 1.0)
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 10 or (col and col.percent):
+        return f"{value:.1f}"
+    return f"{value:.4f}" if row["metric"] in SMALL_VALUES else f"{value:.3f}"
+
+
+def footnotes(part) -> list[str]:
+    """The footnotes a protocol's table needs: † small sample, ‡ negative FID, the KID estimator."""
+    rows = [r for _, r in part.iterrows()]
+    notes = []
+    if any(not meaningful(r) for r in rows):
+        n = int(part["min_samples"].dropna().iloc[0])
+        notes.append(f"† FID, PRD and precision/recall from fewer than {n} images: strongly biased by the small "
+                     "sample, not meaningful as absolute values or across protocols. FID∞ is not shown below "
+                     f"{n} images: it extrapolates FID to infinitely many images from FIDs of subsets, which needs "
+                     "thousands of images. FIDs from different extractors or resize policies are not comparable either.")
+    if any(hidden(r) == "‡" for r in rows):
+        notes.append("‡ The FID or FID∞ estimate came out negative, which a distance cannot be (numerical error "
+                     "of the matrix square root, or an extrapolation that overshoots): not shown.")
+    if any(r["metric"] == "kid" for r in rows):
+        notes.append("KID is an unbiased estimator: it can be slightly negative when the swaps and the real faces "
+                     "are not distinguishable at this sample size; read values near 0 against KID sd.")
+    return notes
+
+
+def _row(cells) -> str:
+    """One row of a GitHub markdown table: every row of a table has the same number of cells."""
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+
 def _table(part, runs, order, metrics_order, n_pairs, common: bool) -> list[str]:
-    lines = ["| method | " + " | ".join(_header(m) for m in metrics_order) + " | coverage |",
-             "|---|" + "---:|" * len(metrics_order) + "---|"]
+    lines = [_row(["method", *(_header(m) for m in metrics_order), "coverage"]),
+             _row(["---", *("---:" for _ in metrics_order), "---"])]
     for method in order:
-        cells = []
+        cells = [method]
         for m in metrics_order:
             hit = part[(part["method"] == method) & (part["metric"] == m)]
             cells.append(_cell(hit.iloc[0], common) if len(hit) else "–")
         failed = int(runs.loc[method, "pairs_failed"])
         cells.append(f"{n_pairs - failed}/{n_pairs} evaluated, {failed} failed")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append(_row(cells))
     return lines
 
 

@@ -10,11 +10,18 @@ Declared hooks, so the engine never guesses from attributes:
 - `Options`: a frozen dataclass of the method's typed options, read from the config section named
   after the method (`--set NAME.option=value`), validated, part of the run id, shown by `bench list methods`;
 - `from_config(cfg)`: builds the instance from the resolved config (default: `cls(options=...)`);
+- `weights_for(options)`: the weight files a run with these options needs (default: every file in `weights`);
+  the instance's `weights` is set from it, so the engine's checks, `bench weights download --for` and the
+  provenance follow the options;
 - `input_images(protocol)`: extra per-pair images the engine prepares like protocol images (default: none);
+- `check_protocol(protocol)`: raise ValueError, before any work, if the options cannot run on this protocol;
 - `pair_generator(pair_id, device)`: the random generator of one pair, seeded by (run seed, pair id),
   so a swap never depends on batch size, batch composition, worker count or DDP rank;
 - `note(pair_id, text)`: a remark on one pair's swap that is not a failure (e.g. a fallback the official
   code takes silently); the engine stores it with the swap and reports it with the run.
+- `frame_paste(frame, crop, matrix)`: the method's own paste-back of one of its crops into the full frame
+  (uint8 arrays, matrix frame -> crop), used where pictures show swaps in their frames (the leaderboard's
+  frame grid); None (the default): the engine's landmark-hull paste. Scoring never uses it.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from swapbench.weights import WeightFile
 
 @dataclass
 class FaceBatch:
-    """Aligned face crops of one crop convention.
+    """Aligned face crops of one crop convention (the source's batch: the method's source_convention).
 
     image: float tensor [B, 3, S, S] in [0, 1], RGB.
     landmarks: float tensor [B, 68, 2], dlib 68-point landmarks in crop pixel coordinates (x, y).
@@ -74,9 +81,15 @@ class SwapMethod(L.LightningModule):
     code: ClassVar[str] = ""  # the official repository
     crop: ClassVar[str] = "ffhq"  # crop convention, see swapbench.faces.templates
     size: ClassVar[int] = 256  # crop side in pixels
+    # The source's own convention where it differs from the target's (e.g. an ArcFace-112 source for an
+    # FFHQ-256 target); None: the same as `crop` / `size`. Scoring, paste-back and grids use the target's.
+    source_crop: ClassVar[str | None] = None
+    source_size: ClassVar[int | None] = None
     weights: ClassVar[tuple[WeightFile, ...]] = ()
     # True for reference rows (e.g. methods run with random weights in tests): never published.
     publishable: ClassVar[bool] = True
+    # The method's own paste-back for pictures (see the module docstring); a staticmethod, or None.
+    frame_paste: ClassVar[typing.Callable | None] = None
 
     @dataclass(frozen=True)
     class Options:
@@ -86,6 +99,7 @@ class SwapMethod(L.LightningModule):
         super().__init__()
         self.options = options if options is not None else self.Options()
         check_choices(type(self), self.options)
+        self.weights = type(self).weights_for(self.options)
         self.seed = 0  # the run seed; the engine sets it (see pair_generator)
         self._notes: dict[str, str] = {}
 
@@ -96,6 +110,11 @@ class SwapMethod(L.LightningModule):
         method.seed = cfg["engine"]["seed"]
         return method
 
+    @classmethod
+    def weights_for(cls, options) -> tuple[WeightFile, ...]:
+        """The weight files a run with these options needs; `weights` lists every file the method may use."""
+        return cls.weights
+
     def option_values(self) -> dict:
         """The options as plain values (part of the run id and the provenance)."""
         return dataclasses.asdict(self.options)
@@ -104,6 +123,9 @@ class SwapMethod(L.LightningModule):
         """{pair id: image uri} of an extra image per pair, prepared by the engine like every protocol
         image and passed to `swap` in place of the source crop (e.g. precomputed swaps). None: no extra input."""
         return None
+
+    def check_protocol(self, protocol) -> None:
+        """Raise ValueError (one line naming the protocol it needs) if these options cannot run on `protocol`."""
 
     def pair_generator(self, pair_id: str, device: torch.device | str = "cpu") -> torch.Generator:
         """The random generator of one pair: seeded by (run seed, pair id), on the given device."""
@@ -120,7 +142,13 @@ class SwapMethod(L.LightningModule):
 
     @property
     def convention(self) -> str:
+        """The target's crop convention (and of the swapped crops the method returns)."""
         return f"{self.crop}_{self.size}"
+
+    @property
+    def source_convention(self) -> str:
+        """The source's crop convention: `source_crop` / `source_size`, each defaulting to the target's."""
+        return f"{self.source_crop or self.crop}_{self.source_size or self.size}"
 
     def load_weights(self, state: dict[str, object]) -> None:
         """Receive the loaded contents of `weights`, keyed by WeightFile.name."""

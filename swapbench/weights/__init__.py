@@ -34,7 +34,10 @@ WEIGHTS_ENV = "SWAPBENCH_WEIGHTS"
 #   torchscript  torch.jit.load (TorchScript code is not Python: nothing arbitrary runs)
 #   mat          scipy.io.loadmat (MATLAB data: arrays only)
 #   folder       a directory (diffusers model folder or Hugging Face Hub snapshot), returned as its path
-FORMATS = ("state_dict", "checkpoint", "safetensors", "onnx", "torchscript", "mat", "folder")
+#   pickled_module  a whole pickled nn.Module (torch.save(model)): unpickled with inert stand-ins for the
+#                classes in `pickle_classes` only (weights.pickled), flattened to a state dict, cached as
+#                safetensors by sha256
+FORMATS = ("state_dict", "checkpoint", "safetensors", "onnx", "torchscript", "mat", "folder", "pickled_module")
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,9 @@ class WeightFile:
     # Folders: the files read from it. They are checked before any work, and a run records the hash of
     # these files alone (hash_of), so other files of a Hub snapshot neither cost hashing time nor change it.
     members: tuple[Member, ...] = ()
+    # pickled_module: the "module.Class" names the file may name (its modules, containers, optimizer...);
+    # each becomes an inert stand-in, never imported. torch's tensor rebuild functions need no entry.
+    pickle_classes: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.format not in FORMATS:
@@ -164,6 +170,8 @@ def locate(f: WeightFile, weights_dir=None) -> Path | None:
 
 def resolve(files, weights_dir=None) -> dict[str, Path]:
     """Map each file's registry name to its path; raise one error listing every missing or bad file."""
+    from swapbench.weights import download, recorded
+
     found, problems = {}, []
     where = search_dirs(weights_dir)
     for f in files:
@@ -173,8 +181,7 @@ def resolve(files, weights_dir=None) -> dict[str, Path]:
                 f"missing {f.filename} ({f.name}): download it from {f.url}"
                 f" and put it in {where[0]} (searched: {', '.join(map(str, where))})"
                 + (f"; {f.note}" if f.note else "")
-                + ("" if f.manual or not f.url.startswith(("https://", "http://", "hf://"))
-                   else f"; or run `bench weights download {f.name}`")
+                + ("" if download.source_kind(f) == "manual" else f"; or run `bench weights download {f.name}`")
             )
             continue
         if f.sha256 is not None:
@@ -184,6 +191,9 @@ def resolve(files, weights_dir=None) -> dict[str, Path]:
                 continue
         if f.members and (bad := folder_problems(f, p)):
             problems.extend(message for _, message in bad)
+            continue
+        if changed := recorded.mismatch(f, p):  # no published checksum: the hash recorded at download
+            problems.append(changed)
             continue
         found[f.name] = p
     if problems:
@@ -195,14 +205,22 @@ def resolve(files, weights_dir=None) -> dict[str, Path]:
 class WeightStatus:
     file: WeightFile
     path: Path | None
-    status: str  # "present" | "missing" | "checksum mismatch" | "present (unverified)" | "incomplete" (folders)
+    # "present" | "missing" | "checksum mismatch" | "present (unverified)" | "incomplete" (folders)
+    # | "present (matches the sha256 recorded at download)" (weights.recorded)
+    status: str
     sha256: str | None = field(default=None)
 
 
 def status(f: WeightFile, weights_dir=None, verify: bool = True) -> WeightStatus:
+    from swapbench.weights import recorded
+
     p = locate(f, weights_dir)
     if p is None:
         return WeightStatus(f, None, "missing")
+    if verify and not recorded.pinned(f) and recorded.recall(p) and not (f.members and folder_problems(f, p)):
+        changed = recorded.mismatch(f, p) is not None
+        return WeightStatus(f, p, "checksum mismatch" if changed else "present (matches the sha256 recorded at download)",
+                            hash_of(f, p))
     if f.members:
         bad = folder_problems(f, p, verify)
         if bad:
@@ -221,7 +239,8 @@ def load(f: WeightFile, path: str | os.PathLike):
 
     state_dict / checkpoint -> the dict torch.load returns with weights_only=True (a file carrying
     pickled Python objects is refused, never executed); safetensors -> dict of tensors;
-    torchscript -> the ScriptModule in eval mode; onnx and folder -> the path.
+    torchscript -> the ScriptModule in eval mode; onnx and folder -> the path; pickled_module -> the flat
+    state dict of the pickled model (only the allow-listed classes, as inert stand-ins).
     """
     path = Path(path)
     where = f"{path} ({f.name})"
@@ -231,6 +250,8 @@ def load(f: WeightFile, path: str | os.PathLike):
         return path
     if not path.is_file():
         raise WeightsError(f"{where} does not exist; download it from {f.url}")
+    if f.format == "pickled_module":
+        return _load_pickled_module(f, path)
     if f.format == "checkpoint":
         # Opened by the method's load_weights (before any face work), converted once per file content.
         return Checkpoint(f, path)
@@ -357,6 +378,25 @@ def _unsupported_global(exc: BaseException) -> str:
         if "Unsupported global" in line or "GLOBAL" in line:
             return f"; it names {line.split(':', 1)[-1].strip()}"
     return ""
+
+
+def _load_pickled_module(f: WeightFile, path: Path) -> dict:
+    from swapbench.weights import pickled
+
+    where = f"{path} ({f.name})"
+
+    def convert(p):
+        try:
+            return pickled.state_dict(p, f.pickle_classes)
+        except pickle.UnpicklingError as exc:
+            raise WeightsError(
+                f"{where} was refused: {pickled.refusal(exc)}; nothing of the file was run."
+                f" Use the official file from {f.url}") from None
+        except (RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
+            raise WeightsError(f"{where} is not a readable pickled model ({_first_line(exc)});"
+                               f" download it again from {f.url}") from None
+
+    return cached_conversion(path, sha256_of(path), pickled.conversion_tag(f.pickle_classes), convert)
 
 
 CONVERTED_DIR = "converted"

@@ -1,25 +1,34 @@
 """Download registered weight files into the weights cache, verified before they can be used.
 
-Three kinds of source, chosen from the registry entry:
+One scheme per kind of source, chosen from the registry entry's url (the README lists them):
 
-- ``https://…``: fetched with pooch's ``HTTPDownloader`` into ``<dest>/<filename>.part``. Pooch itself
-  cannot resume (its downloader opens the output with ``"w+b"`` and ``pooch.retrieve`` streams into a
-  randomly named temporary file that it deletes on failure), so we give its downloader our ``.part`` file
-  opened for appending, a ``Range: bytes=N-`` header, and a requests response hook that checks the server
-  really answered ``206`` from byte N (or restarts from zero when it ignores the range). The ``.part``
-  file survives an interrupted download; the next attempt fetches only the rest.
-- ``hf://owner/repo[@revision]/path``: ``huggingface_hub.hf_hub_download`` (which honours ``HF_HOME``,
+- ``https://…`` (GitHub release assets, raw files, any direct link): fetched with pooch's
+  ``HTTPDownloader`` into ``<dest>/<filename>.part``. Pooch itself cannot resume (its downloader opens the
+  output with ``"w+b"`` and ``pooch.retrieve`` streams into a randomly named temporary file that it deletes
+  on failure), so we give its downloader our ``.part`` file opened for appending, a ``Range: bytes=N-``
+  header, and a requests response hook that checks the server really answered ``206`` from byte N (or
+  restarts from zero when it ignores the range). The ``.part`` file survives an interrupted download; the
+  next attempt fetches only the rest.
+- ``hf://owner/repo[@revision]/path`` (a Hub model repository) and ``hf://spaces/owner/space[@revision]/path``
+  (a file of a Hugging Face Space): ``huggingface_hub.hf_hub_download`` (which honours ``HF_HOME``,
   ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` and resumes by itself); the verified file in the Hugging Face
   cache is hard-linked (or copied) into the weights directory under the registered file name.
-- anything else, or ``manual=True``: instructions to follow by hand.
+- ``gdrive://<file id>`` or a Google Drive file link (``drive.google.com/file/d/<id>/…``, ``open?id=<id>``,
+  ``uc?id=<id>``): ``gdown``, which handles Drive's virus-scan confirmation page and its cookies.
+- ``manual=True``, Drive folders, Baidu Netdisk, OneDrive/SharePoint, ``mailto:`` and anything else:
+  instructions (where to get the file, where to put it) instead of a download.
 
-A file reaches its final name only through ``os.replace`` after its sha256 (when published) and size
-(when known) match, so a half-written or corrupt file is never found by ``weights.locate``.
+Whatever the source, a file reaches its final name only through ``os.replace`` after it passed the checks
+of ``_verify_and_place``: not an HTML page (what a sign-in, licence or quota page looks like when fetched
+as a file), the declared size (when known), the published sha256 (when pinned). So a half-written, corrupt
+or wrong file is never found by ``weights.locate``. A file without a published sha256 has its hash
+recorded at that moment (``weights.recorded``) and compared on every later use.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -27,7 +36,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from swapbench import weights
-from swapbench.weights import WeightFile
+from swapbench.weights import WeightFile, recorded
 
 CHUNK = 1 << 16  # bytes per read and per write of a streamed download
 TIMEOUT = (10, 60)  # seconds to connect, seconds without a byte before giving up
@@ -46,24 +55,63 @@ class Outcome:
     message: str
 
 
+MANUAL_HOSTS = {  # pages that need a browser (a share page, a sign-in, a captcha): never fetched as a file
+    "pan.baidu.com": "a Baidu Netdisk share: open it in a browser, with the extraction code of the note if any",
+    "1drv.ms": "a OneDrive share", "onedrive.live.com": "a OneDrive share", "sharepoint.com": "a OneDrive share",
+    "cloud.tsinghua.edu.cn": "a Tsinghua cloud folder",
+}
+DRIVE_FILE = re.compile(r"/file/d/([\w-]{10,})|[?&]id=([\w-]{10,})")
+
+
 def source_kind(f: WeightFile) -> str:
-    """"http" (direct link), "hf" (Hugging Face Hub) or "manual" (instructions only)."""
-    if f.manual or not f.url:
+    """"http" (direct link), "hf" (Hugging Face Hub model or Space file), "gdrive" (a Google Drive file,
+    through gdown) or "manual" (instructions only)."""
+    if f.manual or not f.url or _manual_reason(f.url):
         return "manual"
     scheme = urlsplit(f.url).scheme
     if scheme == "hf":
         return "hf"
+    if scheme == "gdrive" or drive_id(f.url):
+        return "gdrive"
     return "http" if scheme in ("http", "https") else "manual"
 
 
-def parse_hf(url: str) -> tuple[str, str, str | None]:
-    """``hf://owner/repo[@revision]/path/in/repo`` -> (repo_id, filename, revision)."""
-    parts = url.removeprefix("hf://").split("/", 2)
+def _manual_reason(url: str) -> str | None:
+    """Why a url cannot be fetched as a file, or None."""
+    parts = urlsplit(url)
+    host = parts.netloc.lower()
+    if parts.scheme == "mailto":
+        return f"the authors send it on request: write to {parts.path}"
+    if host == "drive.google.com" and "/folders/" in parts.path:
+        return "a Google Drive folder: open it and take the file named below"
+    return next((why for h, why in MANUAL_HOSTS.items() if host == h or host.endswith("." + h)), None)
+
+
+def drive_id(url: str) -> str | None:
+    """The file id of ``gdrive://<id>`` or of a Google Drive file link; None for anything else."""
+    parts = urlsplit(url)
+    if parts.scheme == "gdrive":
+        return parts.netloc or None
+    if parts.netloc.lower() not in ("drive.google.com", "docs.google.com") or "/folders/" in parts.path:
+        return None
+    m = DRIVE_FILE.search(parts.path + "?" + parts.query)
+    return (m.group(1) or m.group(2)) if m else None
+
+
+def parse_hf(url: str) -> tuple[str, str, str | None, str]:
+    """``hf://owner/repo[@revision]/path`` -> (repo_id, filename, revision, "model");
+    ``hf://spaces/owner/space[@revision]/path`` -> (repo_id, filename, revision, "space")."""
+    rest = url.removeprefix("hf://")
+    repo_type = "model"
+    if rest.startswith("spaces/"):
+        rest, repo_type = rest.removeprefix("spaces/"), "space"
+    parts = rest.split("/", 2)
     if len(parts) != 3 or not all(parts):
-        raise ValueError(f"bad Hugging Face url {url!r}: expected hf://owner/repo[@revision]/path")
+        raise ValueError(f"bad Hugging Face url {url!r}: expected hf://owner/repo[@revision]/path "
+                         "or hf://spaces/owner/space[@revision]/path")
     owner, repo, filename = parts
     repo, _, revision = repo.partition("@")
-    return f"{owner}/{repo}", filename, revision or None
+    return f"{owner}/{repo}", filename, revision or None, repo_type
 
 
 def target_dir(weights_dir=None) -> Path:
@@ -89,6 +137,8 @@ def instructions(f: WeightFile, weights_dir=None) -> str:
     where = weights.search_dirs(weights_dir)
     lines = [f"{f.name} ({f.filename}) cannot be downloaded automatically."]
     lines.append(f"  get it from: {f.url}" if f.url else "  the official release publishes no download link")
+    if f.url and (why := _manual_reason(f.url)):  # otherwise the note says why (a form, a zip to extract)
+        lines.append(f"  why by hand: {why}")
     if f.note:
         lines.append(f"  note: {f.note}")
     lines.append(f"  licence: {f.licence}")
@@ -97,6 +147,8 @@ def instructions(f: WeightFile, weights_dir=None) -> str:
         lines.append(f"  (or in any of: {', '.join(map(str, where[1:]))})")
     if f.sha256:
         lines.append(f"  expected sha256: {f.sha256}")
+    else:
+        lines.append("  no sha256 is published for it: a file put there by hand is used unverified")
     return "\n".join(lines)
 
 
@@ -112,30 +164,50 @@ def download(f: WeightFile, weights_dir=None, *, progress: bool = True, retries:
     if kind == "manual":
         return Outcome(f, "manual", None, instructions(f, weights_dir))
     dest = target_dir(weights_dir) / f.filename
-    actual = _fetch_hf(f, dest, progress) if kind == "hf" else _fetch_http(f, dest, progress, retries)
+    fetch = {"hf": _fetch_hf, "gdrive": _fetch_gdrive}.get(kind)
+    actual = fetch(f, dest, progress) if fetch else _fetch_http(f, dest, progress, retries)
     # A run takes the first match in search order: make sure that is the file just verified.
     used = weights.locate(f, weights_dir)
     if used != dest:
         raise DownloadError(f"downloaded {dest}, but {used} comes first in the search order and a run would "
                             f"use it ({weights.status(f, weights_dir).status}): remove it")
-    sha = f"sha256 {actual} verified" if f.sha256 else f"sha256 {actual}, no published checksum to compare with"
+    sha = f"sha256 {actual} verified" if f.sha256 else \
+        f"sha256 {actual}; none is published: recorded in {recorded.record_path(dest)}, later runs compare with it"
     return Outcome(f, "downloaded", dest, f"{f.name}: downloaded to {dest} ({sha})")
 
 
+HTML_START = re.compile(rb"\s*(<!doctype\s+html|<html|<head|<body|<meta|<title|<script|<!--)", re.IGNORECASE)
+
+
+def looks_like_html(head: bytes) -> bool:
+    """Whether the first bytes of a file are a web page. No weight format starts like this: zip archives
+    (torch.save) start with PK, pickles with 0x80, ONNX with 0x08, MATLAB files with "MATLAB", safetensors
+    with a little-endian header length."""
+    return bool(HTML_START.match(head.removeprefix(b"\xef\xbb\xbf")))
+
+
 def _verify_and_place(f: WeightFile, src: Path, dest: Path) -> str:
-    """Check ``src`` (a .part file) against the registry entry, move it to ``dest``; return its sha256."""
+    """Check ``src`` (a .part file) against the registry entry, move it to ``dest``; return its sha256.
+    A file without a published sha256 has the hash recorded (weights.recorded) once it is in place."""
     size = src.stat().st_size
-    actual = weights.sha256_of(src)
+    with open(src, "rb") as fh:
+        head = fh.read(512)
     problem = None
-    if f.sha256 is not None:
-        if actual != f.sha256:
-            problem = f"does not match its checksum: expected sha256 {f.sha256}, got {actual}"
+    if looks_like_html(head):
+        problem = (f"is a web page (HTML), not the weight file: the link leads to a sign-in, licence, quota or "
+                   f"confirmation page. Open {f.url} in a browser, download {f.filename} by hand and put it at {dest}")
     elif f.size is not None and size != f.size:
-        problem = f"has {size:,} bytes, expected {f.size:,}"
-    if problem:  # a corrupt .part must not be resumed either
+        problem = (f"has {size:,} bytes where {f.size:,} are declared: not the expected file. Check the link in a "
+                   f"browser, or download {f.filename} by hand and put it at {dest}")
+    elif f.sha256 is not None and (actual := weights.sha256_of(src)) != f.sha256:
+        problem = f"does not match its checksum: expected sha256 {f.sha256}, got {actual}"
+    if problem:  # a wrong .part must not be resumed either
         src.unlink()
         raise DownloadError(f"{f.filename} from {f.url} {problem}; nothing was saved")
+    actual = weights.sha256_of(src)
     os.replace(src, dest)
+    if f.sha256 is None:
+        recorded.remember(dest, actual)
     return actual
 
 
@@ -210,6 +282,14 @@ def _stream(url: str, part: Path, size: int | None, bar) -> None:
                                     f"{r.headers.get('Content-Range')!r}; delete {part} and retry")
             if "Content-Length" in r.headers:
                 expected["total"] = start + int(r.headers["Content-Length"])
+            # Refused before a byte is written: a web page, or a body whose size is not the declared one.
+            if r.headers.get("Content-Type", "").split(";")[0].strip().lower() == "text/html":
+                raise DownloadError(f"{url} answered with a web page (Content-Type text/html), not the weight file: "
+                                    f"open it in a browser, download the file by hand and put it at {part.with_suffix('')}")
+            if size is not None and "total" in expected and expected["total"] != size:
+                raise DownloadError(f"{url} announces {expected['total']:,} bytes where {size:,} are declared: not the "
+                                    f"expected file; check the link in a browser, or download the file by hand and "
+                                    f"put it at {part.with_suffix('')}")
             if bar is not None:
                 bar.begin(start)
 
@@ -328,14 +408,15 @@ def _fetch_hf(f: WeightFile, dest: Path, progress: bool) -> str:
         enable_progress_bars,
     )
 
-    repo_id, filename, revision = parse_hf(f.url)
+    repo_id, filename, revision, repo_type = parse_hf(f.url)
+    where = "Hugging Face Space" if repo_type == "space" else "Hugging Face Hub"
     bars_were_off = are_progress_bars_disabled()
     if not progress:
         disable_progress_bars()
     try:
-        cached = Path(hf_hub_download(repo_id, filename, revision=revision))
+        cached = Path(hf_hub_download(repo_id, filename, revision=revision, repo_type=repo_type))
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
-        raise DownloadError(f"cannot download {f.filename} from the Hugging Face Hub ({repo_id}): "
+        raise DownloadError(f"cannot download {f.filename} from the {where} ({repo_id}): "
                             f"{' '.join(str(exc).split())[:300]}") from None
     except (EntryNotFoundError, HfHubHTTPError) as exc:
         raise DownloadError(f"{f.url}: {' '.join(str(exc).split())[:300]}") from None
@@ -356,3 +437,27 @@ def _fetch_hf(f: WeightFile, dest: Path, progress: bool) -> str:
         return _verify_and_place(f, part, dest)
     except DownloadError as exc:
         raise DownloadError(f"{exc} (the Hugging Face cache holds it at {cached})") from None
+
+
+# --- Google Drive -------------------------------------------------------------------------------------
+
+def _fetch_gdrive(f: WeightFile, dest: Path, progress: bool) -> str:
+    """gdown fetches the file (following Drive's "cannot scan for viruses" confirmation for large files)
+    into the .part name; gdown keeps its own resumable temporary file beside it until the body is complete."""
+    import gdown
+    import requests
+    from gdown.exceptions import DownloadError as GdownError
+
+    file_id = drive_id(f.url)
+    part = part_path(dest)
+    part.unlink(missing_ok=True)
+    try:
+        gdown.download(id=file_id, output=str(part), quiet=not progress, resume=True, timeout=TIMEOUT)
+    except GdownError as exc:  # FileURLRetrievalError too: no public link, quota exceeded, file removed
+        raise DownloadError(f"Google Drive would not give {f.filename} ({f.url}): {' '.join(str(exc).split())[:300]}; "
+                            f"open the link in a browser, download it by hand and put it at {dest}") from None
+    except requests.HTTPError as exc:
+        raise DownloadError(f"{f.url} answered HTTP {exc.response.status_code} {exc.response.reason}") from None
+    except (requests.RequestException, OSError) as exc:
+        raise DownloadError(f"cannot download {f.filename}: {_reason(exc, f.url)}") from None
+    return _verify_and_place(f, part, dest)

@@ -3,8 +3,8 @@
 Written from the official `infer.py` (face swapping branch) and `face_adapter_pipline.draw_pts70_batch`,
 FaceAdapter/Face-Adapter 6e31388:
 
-- 256 crop: a least-squares similarity from the five points (eye centres, nose tip, mouth corners) of
-  the 512 crop to the ArcFace template at 256 (the official `mean_face_lm5p_256` is insightface's
+- 256 crop: a least-squares similarity (the official float32 normal equations, cv2.solve) from the five
+  points (eye centres, nose tip, mouth corners) of the 512 crop to the ArcFace template at 256 (the official `mean_face_lm5p_256` is insightface's
   template shifted by 8 and doubled, i.e. swapbench's `arcface_256`), cv2.warpAffine bilinear on the
   8-bit 512 crop. The ArcFace input is that crop in [-1, 1] resized to 128 (bilinear, no antialias).
 - landmark image: 68 BFM landmarks (target pose/expression, source identity coefficients) and two gaze
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from swapbench.faces import parsing
-from swapbench.faces.templates import arcface_points, five_points, similarity
+from swapbench.faces.templates import arcface_points, five_points
 
 FACE = parsing.FACE_ADAPTER_FACE
 FACE_WITH_EAR = parsing.FACE_ADAPTER_FACE_WITH_EAR
@@ -41,13 +41,31 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 def from_uint8(arrays: np.ndarray, device=None) -> torch.Tensor:
     """[B, S, S, 3] uint8 -> [B, 3, S, S] in [-1, 1] (ToTensor + Normalize(0.5, 0.5))."""
-    x = torch.from_numpy(np.ascontiguousarray(arrays)).permute(0, 3, 1, 2).float().div(255)
+    x = torch.from_numpy(np.ascontiguousarray(arrays)).permute(0, 3, 1, 2).contiguous().float().div(255)  # as ToTensor
     return ((x - 0.5) / 0.5).to(device)
 
 
 def align_matrix_256(landmarks: np.ndarray) -> np.ndarray:
-    """2x3 similarity from 512-crop pixels to the 256 ArcFace-template crop, from 68 or 5 points."""
-    return similarity(five_points(landmarks), arcface_points(256))
+    """2x3 similarity from 512-crop pixels to the 256 ArcFace-template crop, from 68 or 5 points.
+
+    The official arithmetic (data/datasets_faceswap.py `get_affine_transform`), which a float64 least squares
+    misses by up to 6e-4 px (a level on up to 3% of the crop's pixels): the five points in float32, as
+    insightface's `kps`; the 4 x 4 normal equations of (a, b, tx, ty) in x' = a x - b y + tx, y' = b x + a y + ty,
+    each per-point term computed in float32 and summed in float64 point by point; cv2.solve(DECOMP_SVD)."""
+    import cv2
+
+    src = five_points(landmarks).astype(np.float32)
+    dst = arcface_points(256).astype(np.float32)
+    x, y, u, v = src[:, 0], src[:, 1], dst[:, 0], dst[:, 1]
+    terms = np.stack([x * x + y * y, x, y, x * u + y * v, x * v - y * u, u, v])  # float32, one row per sum
+    sq, sx, sy, bu, bv, su, sv = np.cumsum(terms.astype(np.float64), axis=1)[:, -1]  # in point order
+    n = float(len(src))
+    a = np.array([[sq, 0, sx, sy], [0, sq, -sy, sx], [sx, -sy, n, 0], [sy, sx, 0, n]])
+    ok, (ca, cb, tx, ty) = cv2.solve(a, np.array([bu, bv, su, sv]), flags=cv2.DECOMP_SVD)
+    m = np.array([[ca[0], -cb[0], tx[0]], [cb[0], ca[0], ty[0]]])
+    if not ok or not np.isfinite(m).all() or abs(ca[0] ** 2 + cb[0] ** 2) < 1e-12:
+        raise ValueError("degenerate landmarks: no similarity transform")
+    return m
 
 
 def crop_256(images_u8: np.ndarray, matrices: np.ndarray) -> np.ndarray:

@@ -43,6 +43,7 @@ class _TokenDecoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, N, in_dim] -> [B, max_length, width], in the module's current train/eval mode."""
         b = x.shape[0]
+        x = x.contiguous()  # one kernel path whatever the caller's layout: a row alone equals that row in a batch
         memory = getattr(self, self.proj_name)(x).view(b, -1, self.width)
         return getattr(self, self.decoder_name)(self.query.expand(b, -1, -1), memory)
 

@@ -101,6 +101,7 @@ MASK_SIZE = 1024
 PARSE_SIZE = 512
 DILATE = 50
 MAP_SIZE = 256
+RELEASED_PROTOCOL = "celebahq"  # inputs=released: the protocol whose images the release precomputed
 N_LANDMARKS = 106
 
 
@@ -173,8 +174,6 @@ class FSLSD(SwapMethod):
         self.save_hyperparameters(asdict(options))
         if g != 1024:  # a reduced test architecture: its rows never reach a published leaderboard
             self.publishable = False
-        if options.inputs == "released":  # the auxiliary models are not needed
-            self.weights = (FSLSD_FILE,)
         with torch.device("meta"):  # every value comes from load_weights
             nets = {"encoder_lmk": LandmarkEncoder(N_LANDMARKS), "encoder_target": GPENEncoder(g // 2),
                     "generator": Generator(g), "decoder": Decoder(8, g), "bald_model": BaldMapping(),
@@ -188,7 +187,17 @@ class FSLSD(SwapMethod):
         self.weights_loaded = False
         self.eval()
 
+    def check_protocol(self, protocol) -> None:
+        if self.options.inputs == "released" and protocol.name != RELEASED_PROTOCOL:
+            raise ValueError(f"fslsd.inputs=released reads the official precomputed CelebA-HQ files: it needs the "
+                             f"{RELEASED_PROTOCOL} protocol, not {protocol.name}")
+
     # -- weights --
+
+    @classmethod
+    def weights_for(cls, options: FSLSDOptions) -> tuple[WeightFile, ...]:
+        """inputs=released reads the codes, landmarks and masks: pSp, H3R and BiSeNet are not needed."""
+        return (FSLSD_FILE,) if options.inputs == "released" else cls.weights
 
     def load_weights(self, state: dict[str, object]) -> None:
         for wf in self.weights:

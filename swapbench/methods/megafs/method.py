@@ -23,9 +23,9 @@ Here:
     (those are 512x512 too); with `masks=annotation` (celebahq protocol) the data set's own part
     annotations are merged into a label map (swapbench.datasets.layouts.celebahq_label_map), resized to
     the image and carried into the crop by its transform, as the paper-faithful alternative;
-  - the 1024 -> 256 resize is torch bilinear (align_corners=False, no antialias): the same sampling
-    grid as cv2.INTER_LINEAR for this exact 4x reduction (each output averages input pixels 4i+1 and
-    4i+2), without cv2's uint8 rounding of the resized image;
+  - the 1024 -> 256 resize gives the official cv2.resize's 8-bit image exactly (each output is the
+    rounded-half-up mean of input pixels 4i+1 and 4i+2 in both directions, as cv2 4 computes it), in
+    torch so that it runs on the method's device;
   - `truncate` (default True, as officially) floors the blended [0, 255] values like
     ndarray.astype(uint8): a bias of -0.5/255 on average (about -0.002 in [0, 1]) against rounding;
     with truncate=False the float blend is returned;
@@ -148,6 +148,11 @@ class MegaFS(SwapMethod):
         self.weights_loaded = False
         self.eval()
 
+    @classmethod
+    def weights_for(cls, options: MegaFSOptions) -> tuple[WeightFile, ...]:
+        """masks=annotation reads the data set's masks: the BiSeNet parser's file is not needed."""
+        return tuple(f for f in cls.weights if f is not PARSER_WEIGHTS) if options.masks == "annotation" else cls.weights
+
     def load_weights(self, state: dict[str, object]) -> None:
         swap_file = self.weights[0]
         for wf in self.weights:
@@ -162,8 +167,9 @@ class MegaFS(SwapMethod):
         parts = ((self.encoder, ckpt["e"], swap_file, "HieRFE encoder ('e')"),
                  (self.swapper, ckpt["s"], swap_file, f"{self.swap_type} transfer module ('s')"),
                  # officially loaded with strict=False; all 171 keys must be there for the result to hold
-                 (self.generator, gan["g_ema"], STYLEGAN_FILE, "StyleGAN2 generator ('g_ema')"),
-                 (self.parser.net, state[PARSER_WEIGHTS.name], PARSER_WEIGHTS, "BiSeNet face parser"))
+                 (self.generator, gan["g_ema"], STYLEGAN_FILE, "StyleGAN2 generator ('g_ema')"))
+        if PARSER_WEIGHTS in self.weights:
+            parts += ((self.parser.net, state[PARSER_WEIGHTS.name], PARSER_WEIGHTS, "BiSeNet face parser"),)
         for module, sd, wf, what in parts:  # check everything before changing anything
             check_fits(module, sd, wf, f"MegaFS {what}")
         for module, sd, _, _ in parts:
@@ -174,12 +180,20 @@ class MegaFS(SwapMethod):
 
     @staticmethod
     def encoder_input(images: torch.Tensor) -> torch.Tensor:
-        """[B, 3, S, S] in [0, 1] -> [B, 3, 256, 256] in [-1, 1]."""
-        x = images.float()
-        if x.shape[-1] != ENCODER_SIZE:
+        """[B, 3, S, S] in [0, 1] -> [B, 3, 256, 256] in [-1, 1], as the official preprocess: cv2.resize
+        (INTER_LINEAR) of the uint8 image to a uint8 image, `.mul_(1/255.0)`, normalize(0.5, 0.5).
+
+        For S = 1024 (the method's crop) cv2 4's fixed-point result is exactly (a + b + c + d + 2) // 4 of the
+        input pixels at rows and columns 4i+1, 4i+2 (tested against cv2); other sides (reduced tests) are
+        resampled bilinearly and rounded to 8 bits."""
+        x = torch.round(images.float() * 255)  # the 8-bit image the crops were made from
+        if x.shape[-1] == 4 * ENCODER_SIZE:
+            rows = x[..., 1::4, :] + x[..., 2::4, :]
+            x = torch.div(rows[..., 1::4] + rows[..., 2::4] + 2, 4, rounding_mode="floor")
+        elif x.shape[-1] != ENCODER_SIZE:
             x = F.interpolate(x, size=(ENCODER_SIZE, ENCODER_SIZE), mode="bilinear", align_corners=False,
-                              antialias=False)
-        return (x - 0.5) / 0.5
+                              antialias=False).add(0.5).floor().clamp(0, 255)
+        return (x.mul(1 / 255.0) - 0.5) / 0.5
 
     def generate(self, source_in: torch.Tensor, target_in: torch.Tensor) -> torch.Tensor:
         """Encoder inputs (256, [-1, 1]) -> min-max normalised swaps [B, 3, G, G] in [0, 1]."""

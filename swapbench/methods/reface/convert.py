@@ -15,8 +15,9 @@ and where each goes:
 Ignored, and listed by `convert_checkpoint`: the CLIP text tower (`cond_stage_model.model.text_model.`,
 `text_projection`, `logit_scale`), the unused 1024-wide mapper (`cond_stage_model.mapper.`, `final_ln`,
 `projection_back`), training-only LPIPS (`lpips_loss.`), the DDPM schedule buffers (recomputed by the
-scheduler), `position_ids` buffers saved by old transformers versions, and any `model_ema.` copy
-(REFace trains with use_ema: false).
+scheduler), `position_ids` buffers of both CLIP towers (persistent in the transformers 4.19.2 the official environment
+pins, so the released checkpoint carries them; today's transformers no longer saves them), and any
+`model_ema.` copy (REFace trains with use_ema: false).
 """
 
 from __future__ import annotations
@@ -74,11 +75,12 @@ def convert_checkpoint(state: Mapping[str, torch.Tensor], arch: Arch) -> tuple[d
             continue
         if k.startswith((UNET_PREFIX, VAE_PREFIX)):
             continue
+        if ignored(k):  # first: a position_ids buffer lies under a renamed prefix (cond_stage_model.model.vision_model.)
+            ign.append(k)
+            continue
         new = next((dst + k[len(src):] for src, dst in RENAMES if k.startswith(src)), None)
         if new is not None:
             out[new] = v
-        elif ignored(k):
-            ign.append(k)
         else:
             unknown.append(k)
     if any(k.startswith(UNET_PREFIX) for k in state):

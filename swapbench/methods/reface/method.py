@@ -3,12 +3,13 @@ Models", WACV 2025; github.com/Sanoojan/REFace, MIT code) as a swapbench method,
 
 Faithful to the official inference (scripts/inference_swap_selected.py, ldm/models/diffusion/ddpm.py
 `conditioning_with_feat`, ldm/models/diffusion/ddim.py, ldm/data/video_swap_dataset.py, commit f73bd8d)
-on FFHQ-aligned 512 crops ("ffhq" convention), per pair:
+on FFHQ-aligned crops ("ffhq" convention): the target at 512, the source at 1024 (`source_size`), per pair:
 
   masks    BiSeNet labels (swapbench.faces.parsing) of the source and of the target, kept classes
            parsing.REFACE_SWAP_REGION (seg12 [1,2,3,5,6,7,9]: lips, brows, eyes, nose, skin, ears, mouth).
-  source   uint8 crop resized to 224 (cv2 INTER_LINEAR), [0,1], CLIP-normalised, times the source mask
-           (resized to 224: bilinear, no antialias, as torchvision 0.14 on tensors), cast to fp16 and back.
+  source   the 1024 uint8 crop resized straight to 224 (cv2 INTER_LINEAR), as the official script resizes
+           its aligned 1024 source; [0,1], CLIP-normalised, times the source mask (parsed at 512, resized
+           to 224: bilinear, no antialias, as torchvision 0.14 on tensors), cast to fp16 and back.
   target   crop in [-1,1]; inpaint image = target * (1 - face mask) (the face becomes mid-grey);
            CLIP input: (x+1)/2, CLIP-normalised, resized to 224 (bilinear, no antialias), not masked.
   landmarks dlib frontal detector (upsample 1) + 68-point predictor on the uint8 target crop, the first
@@ -19,15 +20,22 @@ on FFHQ-aligned 512 crops ("ffhq" convention), per pair:
            antialias); UNet input cat([x_t, z_inpaint, mask]) (Paint-by-Example order).
   sampler  DDIM (diffusers DDIMScheduler with LDM's schedule, swapbench.methods.diffusion), 50 steps,
            eta 0, classifier-free guidance 3.5 on a batched [uncond, cond] UNet call; no known-region
-           blending, no paste: the decoded 512 image is the swap, clamp((x + 1) / 2).
+           blending, no paste: the decoded 512 image is the swap, clamp((x + 1) / 2), to 8 bits by truncation
+           as the script saves it (`(255. * x).astype(np.uint8)`, `official_8bit`).
 
 Randomness: the posterior draw and the start latents (and the DDIM variance noise when eta > 0) come
 from the pair's own generator (`pair_generator`), in the official order (posterior, then start noise),
 so a swap does not depend on the batch. Officially both come from the global RNG after seed_everything(42).
 
-Deliberate differences: the official script aligns 1024 crops and resizes them to 512 (PIL bicubic) and
-parses a 1024 -> 512 bicubic downsample; swapbench hands the method its 512 "ffhq" crops and parses them
-at 512. On CUDA the UNet, VAE and CLIP run under the configured autocast (fp16 by default, as
+Deliberate differences: the official script aligns 1024 crops and resizes the target to 512 (PIL bicubic)
+and parses 1024 -> 512 bicubic downsamples; swapbench hands the method its 512 "ffhq" target crop and a
+1024 source crop, and parses the target crop and a bilinear (antialiased) 512 downsample of the source.
+Until the source came at 1024, its 224 CLIP input was made from the 512 crop. That moved the input by
+(mean / 99th percentile of the absolute difference, levels of 255) 0.27 / 1.7 on the nine bundled faces,
+which span a few hundred pixels in their photos so that both crops are upsampled, and by 0.5-2.6 / 4-17 on
+1024 images with full detail as FFHQ and CelebA-HQ sources have (skimage's retina, hubble, gravel and
+astronaut test images standing in): cv2's linear resize reads only 2 x 2 source pixels per output pixel,
+so what it aliases depends on the size it starts from. On CUDA the UNet, VAE and CLIP run under the configured autocast (fp16 by default, as
 `--precision autocast` officially); IR-SE50 and the token arithmetic stay fp32.
 
 `Options.tiny` selects model.TINY, a test-only reduced architecture for CPU end-to-end tests with
@@ -75,6 +83,12 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
     return contextlib.nullcontext()
 
 
+def official_8bit(images01: torch.Tensor) -> torch.Tensor:
+    """The script's PNG: `(255. * x).astype(np.uint8)` of the float32 [0, 1] image, truncation (not rounding:
+    43% of values would differ by one level), back in [0, 1] as exact k / 255 values."""
+    return torch.floor(images01.float() * 255.0) / 255.0
+
+
 def dlib_landmarks(images: torch.Tensor) -> tuple[torch.Tensor, list[bool]]:
     """REFace's `get_landmarks` before the projection: [B, 136] (x0, y0, x1, ...) in crop pixels, found flags."""
     from swapbench.faces.detect import _models
@@ -112,6 +126,13 @@ def source_clip_input(source: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     m = resize_nearest_free(mask[:, None].float(), 224)
     x = M.clip_normalize(x) * m
     return x.half().float()  # officially passed as float16, then cast back
+
+
+def _resized(images: torch.Tensor, size: int) -> torch.Tensor:
+    """images at size x size (bilinear, antialiased when shrinking); unchanged when already that size."""
+    if images.shape[-1] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
 def target_clip_input(target: torch.Tensor) -> torch.Tensor:
@@ -181,6 +202,7 @@ class REFace(SwapMethod):
     code = "https://github.com/Sanoojan/REFace"
     crop = "ffhq"
     size = 512
+    source_size = 1024  # officially the aligned 1024 source goes straight to CLIP's 224
     weights = (CHECKPOINT, PARSER)
 
     @dataclass(frozen=True)
@@ -264,11 +286,11 @@ class REFace(SwapMethod):
             raise ValueError("reface draws noise per pair: FaceBatch.pair_id must name every row")
         dev = target.image.device
         res = self.arch.resolution
+        # The source stays at its own size (1024) for the CLIP/ID input; it is parsed at the model's size.
         src_img, tgt_img = source.image.float(), target.image.float()
-        if src_img.shape[-1] != res:  # only with the test-only tiny architecture (128 px)
-            src_img = F.interpolate(src_img, size=(res, res), mode="bilinear", antialias=True, align_corners=False)
-            tgt_img = F.interpolate(tgt_img, size=(res, res), mode="bilinear", antialias=True, align_corners=False)
-        src_mask = parsing.keep_mask(self.parser.labels(src_img), parsing.REFACE_SWAP_REGION).float()
+        src_parse = _resized(src_img, res)
+        tgt_img = _resized(tgt_img, res)  # a no-op but for the test-only tiny architecture (128 px)
+        src_mask = parsing.keep_mask(self.parser.labels(src_parse), parsing.REFACE_SWAP_REGION).float()
         tgt_face = parsing.keep_mask(self.parser.labels(tgt_img), parsing.REFACE_SWAP_REGION).float()
 
         landmarks, found = dlib_landmarks(tgt_img)
@@ -281,7 +303,8 @@ class REFace(SwapMethod):
     @torch.no_grad()
     def generate(self, src_img, src_mask, tgt_img, tgt_face, landmarks, gens, out_size: int | None = None,
                  posterior_noise=None, x_T=None, record=None) -> torch.Tensor:
-        """The sampler on prepared inputs: images [B, 3, R, R] in [0, 1], 0/1 masks [B, R, R], landmarks [B, 136]."""
+        """The sampler on prepared inputs: the source [B, 3, S, S] (any S, resized to 224 for CLIP) and the
+        target [B, 3, R, R] in [0, 1], 0/1 masks [B, R, R], landmarks [B, 136]."""
         opt, res, dtype = self.options, self.arch.resolution, self._autocast_dtype()
         dev = tgt_img.device
         target = tgt_img * 2.0 - 1.0
@@ -299,7 +322,7 @@ class REFace(SwapMethod):
         z = self.net.sample(token.float(), z_inpaint, mask_lat, x_T, opt.steps, opt.guidance_scale, opt.eta, gens,
                             record=record, dtype=dtype)
         with _autocast(dev, dtype):
-            out = self.net.decode(z)
+            out = official_8bit(self.net.decode(z))
         if out_size is not None and out_size != res:
             out = F.interpolate(out, size=(out_size, out_size), mode="bilinear", antialias=True, align_corners=False)
         return out.clamp(0, 1)

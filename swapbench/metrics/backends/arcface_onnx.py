@@ -8,12 +8,9 @@ What insightface's model_zoo/arcface_onnx.py (ArcFaceONNX) does, on swapbench's 
   detector of swapbench.faces.detect), the largest face is kept, and the warp runs batched on the
   device (swapbench.faces.warp.align_batch, zero padding like cv2's default border). A crop
   without a face has no embedding and counts as a failure of the identity metrics;
-- get_feat: cv2.dnn.blobFromImages(crops, 1 / std, (112, 112), (mean, mean, mean), swapRB=True)
-  on BGR crops, i.e. RGB channel order, (pixel - mean) / std, NCHW float32. Both model files are
-  PyTorch (arcface_torch) exports without a Sub/Mul input stage, for which ArcFaceONNX picks
-  mean = std = 127.5 (the values insightface's model-pack manifest lists for them);
-- the ONNX graph has one input (dynamic batch) and one output, the 512-d unnormalised embedding.
-  swapbench L2-normalises it (cosine similarity is what the identity metrics compare).
+- get_feat and the graph's input and output: swapbench.faces.insightface_arcface (shared with the
+  methods that condition on an insightface embedding). swapbench L2-normalises the embedding (cosine
+  similarity is what the identity metrics compare).
 """
 
 from __future__ import annotations
@@ -22,38 +19,22 @@ import numpy as np
 import torch
 
 from swapbench.faces import templates
+from swapbench.faces.insightface_arcface import (
+    ARCFACE_SIZE,
+    GLINT360K_R100,
+    INPUT_MEAN,
+    INPUT_STD,
+    W600K_R50,
+    ArcFaceONNX,
+    blob,
+)
 from swapbench.faces.warp import align_batch
 from swapbench.metrics.backends.base import FeatureBackend, Features
 from swapbench.metrics.backends.common import to_uint8_rgb
-from swapbench.weights import WeightFile, register
+from swapbench.weights import WeightFile
 
-ARCFACE_SIZE = 112
 CONVENTION = f"arcface_{ARCFACE_SIZE}"
-
-_PACKS = "https://github.com/deepinsight/insightface/releases/download/v0.7/{}.zip"
-_LICENCE = "insightface model packs: non-commercial research use only (code MIT)"
-
-# sha256 as published in insightface's server/backend/insightface_server/models/packages.py.
-# The files ship inside zip packs, which `bench weights download` cannot unpack: manual=True makes it
-# print the pack's URL, what to extract and where to put it instead of fetching the whole zip.
-W600K_R50 = register(
-    WeightFile(
-        name="insightface/buffalo_l/w600k_r50", filename="w600k_r50.onnx", format="onnx", url=_PACKS.format("buffalo_l"),
-        licence=_LICENCE + "; trained on WebFace600K",
-        sha256="4c06341c33c2ca1f86781dab0e829f88ad5b64be9fba56e56bc9ebdefc619e43",
-        note="w600k_r50.onnx is inside buffalo_l.zip: extract it",
-        manual=True,
-    )
-)[0]
-GLINT360K_R100 = register(
-    WeightFile(
-        name="insightface/antelopev2/glintr100", filename="glintr100.onnx", format="onnx", url=_PACKS.format("antelopev2"),
-        licence=_LICENCE + "; trained on Glint360K",
-        sha256="4ab1d6435d639628a6f3e5008dd4f929edf4c4124b1a7169e1048f9fef534cdf",
-        note="glintr100.onnx (ResNet-100 trained on Glint360K) is inside antelopev2.zip: extract it",
-        manual=True,
-    )
-)[0]
+__all__ = ["GLINT360K_R100", "W600K_R50", "blob", "InsightfaceArcFace", "InsightfaceW600kR50", "InsightfaceGlint360kR100"]
 
 
 def arcface_matrices(images: torch.Tensor) -> tuple[list, list]:
@@ -77,14 +58,6 @@ def arcface_matrices(images: torch.Tensor) -> tuple[list, list]:
     return matrices, reasons
 
 
-def blob(crops: torch.Tensor, mean: float, std: float) -> np.ndarray:
-    """insightface's blobFromImages preprocessing of RGB crops [B, 3, S, S] in [0, 1]: float32 NCHW.
-
-    The crops are rounded to 8 bits first: insightface warps uint8 images, so its network sees uint8 crops.
-    """
-    pixels = (crops.detach().float().cpu().clamp(0, 1) * 255).round()
-    return ((pixels - mean) / std).numpy().astype(np.float32)
-
 
 class InsightfaceArcFace(FeatureBackend):
     """An insightface ArcFace ONNX model on arcface_112 crops re-aligned from the eval crop."""
@@ -92,28 +65,15 @@ class InsightfaceArcFace(FeatureBackend):
     family = "identity"
     dim = 512
     weight: WeightFile
-    input_mean = 127.5
-    input_std = 127.5
+    input_mean = INPUT_MEAN
+    input_std = INPUT_STD
     input = ("RGB eval crop; dlib HOG + 68 landmarks inside it -> 5 points -> insightface ArcFace template "
              "(similarity, 112x112, bilinear, zero border); RGB, (x*255 - 127.5) / 127.5, NCHW; output L2-normalised")
 
     def __init__(self, files=None, device="cpu"):
-        import onnxruntime as ort
-
         super().__init__(files, device)
-        self.session = ort.InferenceSession(str(self.open(self.weight)), providers=self._providers(ort))
-        inp = self.session.get_inputs()[0]
-        self.input_name = inp.name
-        self.output_name = self.session.get_outputs()[0].name
-        if tuple(inp.shape[2:]) != (ARCFACE_SIZE, ARCFACE_SIZE):
-            raise ValueError(f"{self.files[self.weight.name]}: expected a 112x112 input, got shape {inp.shape}")
-        # Models exported with a fixed batch size are run in chunks of that size.
-        self.max_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
-
-    def _providers(self, ort) -> list[str]:
-        if self.device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        return ["CPUExecutionProvider"]
+        self.model = ArcFaceONNX(self.open(self.weight), str(self.device), self.input_mean, self.input_std)
+        self.max_batch = self.model.max_batch
 
     def align(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list]:
         """arcface_112 crops [N, 3, 112, 112] of the images with a face, their row mask [B] and reasons [B]."""
@@ -127,11 +87,7 @@ class InsightfaceArcFace(FeatureBackend):
 
     def embed(self, crops: torch.Tensor) -> torch.Tensor:
         """L2-normalised embeddings [N, 512] of arcface_112 RGB crops [N, 3, 112, 112] in [0, 1]."""
-        x = blob(crops, self.input_mean, self.input_std)
-        step = self.max_batch or max(len(x), 1)
-        out = [self.session.run([self.output_name], {self.input_name: x[i:i + step]})[0] for i in range(0, len(x), step)]
-        values = torch.from_numpy(np.concatenate(out).astype(np.float32)) if out else torch.zeros(0, self.dim)
-        return torch.nn.functional.normalize(values, dim=1)
+        return self.model.embed(crops)
 
     def extract(self, images: torch.Tensor) -> Features:
         crops, ok, reasons = self.align(images)
