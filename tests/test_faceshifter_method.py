@@ -48,7 +48,7 @@ def test_registry_options_and_files():
         FaceShifter({"id_path": "none"})
     assert VANILLA_FILE.manual and "ygss" in VANILLA_FILE.note
     for wf in (RELIABLESWAP_FILE, HELPER_FILE):  # direct links with the Space's LFS sha256
-        assert wf.url.startswith("https://huggingface.co/spaces/ygtxr1997/ReliableSwap_Demo/resolve/")
+        assert wf.url.startswith("hf://spaces/ygtxr1997/ReliableSwap_Demo/weights/extracted/")
         assert len(wf.sha256) == 64
     assert weight_files()[PARSER_WEIGHTS.name][1].count("reliableswap_faceshifter") == 1
 

@@ -50,7 +50,7 @@ from swapbench.methods.megafs.nets import SoftErosion
 from swapbench.weights import WeightFile, WeightsError, check_fits
 
 LICENCE = "research / non-commercial only (ReliableSwap README); the embedded ArcFace is insightface's (non-commercial)"
-SPACE = "https://huggingface.co/spaces/ygtxr1997/ReliableSwap_Demo/resolve/main/weights"
+SPACE = "hf://spaces/ygtxr1997/ReliableSwap_Demo/weights"  # the author's Hugging Face Space
 BAIDU = "https://pan.baidu.com/s/1z6VgH3TA7qCJtw9cqDKJUg"
 ONEDRIVE = ("https://mail2sysueducn-my.sharepoint.com/:f:/g/personal/yuang7_mail2_sysu_edu_cn/"
             "Er3PYJbeSF5BlcVOnsUlbSgB0bukUOX2d95xJWe7_dtAAQ?e=ag2yxg")
