@@ -9,6 +9,8 @@ same on every machine. Two kinds of file:
 - video pairs: "video_uri" (a template over {video}), "frames_per_video": k and
   "video_pairs": [[target video, source video], ...]; frame i of the source video goes into
   frame i of the target video, for i < k evenly spaced frames; the identity is the video.
+  With "source_frame": j, every pair takes frame j of the source video instead (ReliableSwap's
+  evaluation swaps the first frame of the source into each target frame).
 """
 
 from __future__ import annotations
@@ -40,12 +42,15 @@ def load_protocol_file(path) -> Protocol:
     pairs: list[Pair] = []
     if "video_pairs" in doc:
         k = int(doc["frames_per_video"])
+        source_frame = doc.get("source_frame")
         for target, source in doc["video_pairs"]:
-            for video in (target, source):
-                for i in range(k):
+            frames = [(target, range(k)), (source, range(k) if source_frame is None else [int(source_frame)])]
+            for video, indices in frames:
+                for i in indices:
                     key = frame_key(video, i)
                     images[key] = ImageRef(key, video, doc["video_uri"].format(video=video) + f"#spaced={i}/{k}")
-            pairs += [Pair(source=frame_key(source, i), target=frame_key(target, i)) for i in range(k)]
+            pairs += [Pair(source=frame_key(source, i if source_frame is None else int(source_frame)),
+                           target=frame_key(target, i)) for i in range(k)]
     else:
         for target, source in doc["pairs"]:
             for key in (target, source):

@@ -32,7 +32,8 @@ class IBasicBlock(nn.Module):
 
 
 class IResNet(nn.Module):
-    def __init__(self, layers=(3, 13, 30, 3), num_features: int = 512):
+    def __init__(self, layers=(3, 13, 30, 3), num_features: int = 512, fc_scale: int = 7 * 7):
+        # fc_scale: cells of the last feature map (7 x 7 at 112 px; ReliableSwap's MouthNet: 4 x 4 at 56 px)
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
@@ -44,7 +45,7 @@ class IResNet(nn.Module):
             cin = cout
         self.bn2 = nn.BatchNorm2d(512)
         self.dropout = nn.Dropout(0.0)  # kept for the module layout; identity at inference
-        self.fc = nn.Linear(512 * 7 * 7, num_features)
+        self.fc = nn.Linear(512 * fc_scale, num_features)
         self.features = nn.BatchNorm1d(num_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -62,6 +63,10 @@ class IResNet(nn.Module):
 
 def iresnet100() -> IResNet:
     return IResNet((3, 13, 30, 3))
+
+
+def iresnet50(num_features: int = 512, fc_scale: int = 7 * 7) -> IResNet:
+    return IResNet((3, 4, 14, 3), num_features, fc_scale)
 
 
 def iresnet18() -> IResNet:

@@ -1,0 +1,15 @@
+"""Shared inputs of the FaceShifter / ReliableSwap tests: two real 256 face crops and the weight seed."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from ghost_inputs import ASTRONAUT_BOX, GRACE_HOPPER_BOX, crops_digest, layout_digest  # noqa: F401
+from ghost_inputs import face_crops as _ghost_crops
+
+SEED = 20240607  # seed of swapbench.methods.faceshifter.random_weights in the parity golden
+
+
+def face_crops() -> np.ndarray:
+    """[2, 256, 256, 3] uint8 RGB: astronaut and grace_hopper, the GHOST test faces resized to 256."""
+    return np.stack([cv2.resize(c, (256, 256), interpolation=cv2.INTER_CUBIC) for c in _ghost_crops()])

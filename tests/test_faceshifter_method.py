@@ -1,0 +1,118 @@
+"""FaceShifter and ReliableSwap as the engine uses them: registry, weight declarations and errors, options,
+and `bench run` with random-weight files in the official format."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import complete_run
+from PIL import Image
+
+from swapbench import cli, weights
+from swapbench.bench.catalogue import weight_files
+from swapbench.faces.parsing import WEIGHTS as PARSER_WEIGHTS
+from swapbench.methods import METHODS
+from swapbench.methods.faceshifter.method import (
+    HELPER_FILE,
+    RELIABLESWAP_FILE,
+    VANILLA_FILE,
+    FaceShifter,
+    ReliableSwapFaceShifter,
+    random_weights,
+)
+from swapbench.methods.faceshifter.nets import FaceShifterGenerator
+from swapbench.weights import WeightsError
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch):
+    """Keep a user's real weights (environment variable, cache directory) out of the search path."""
+    monkeypatch.delenv(weights.WEIGHTS_ENV, raising=False)
+    monkeypatch.setattr(weights.platformdirs, "user_cache_dir", lambda *a, **k: str(tmp_path / "cache"))
+
+
+def test_registry_options_and_files():
+    assert METHODS.get("faceshifter") is FaceShifter
+    assert METHODS.get("reliableswap_faceshifter") is ReliableSwapFaceShifter
+    assert FaceShifter.crop == ReliableSwapFaceShifter.crop == "ffhq5" and FaceShifter.size == 256
+    # the files an instance needs follow its options: the parser only where a mask is made
+    assert FaceShifter().weights == (VANILLA_FILE,)
+    assert FaceShifter({"post": True}).weights == (VANILLA_FILE, PARSER_WEIGHTS)
+    assert ReliableSwapFaceShifter().weights == (RELIABLESWAP_FILE, PARSER_WEIGHTS, HELPER_FILE)
+    assert ReliableSwapFaceShifter({"mouth_helper": "off"}).weights == (RELIABLESWAP_FILE, PARSER_WEIGHTS)
+    assert ReliableSwapFaceShifter().option_values() == {"id_path": "warp", "post": True, "mouth_helper": "evaluated"}
+    with pytest.raises(ValueError, match="mouth_helper must be one of evaluated, mask01, off"):
+        ReliableSwapFaceShifter({"mouth_helper": "fixed"})
+    with pytest.raises(ValueError, match="id_path must be one of warp, infer"):
+        FaceShifter({"id_path": "none"})
+    assert VANILLA_FILE.manual and "ygss" in VANILLA_FILE.note
+    for wf in (RELIABLESWAP_FILE, HELPER_FILE):  # direct links with the Space's LFS sha256
+        assert wf.url.startswith("hf://spaces/ygtxr1997/ReliableSwap_Demo/weights/extracted/")
+        assert len(wf.sha256) == 64
+    assert weight_files()[PARSER_WEIGHTS.name][1].count("reliableswap_faceshifter") == 1
+
+
+def test_missing_files_name_file_url_and_place(tmp_path, isolated_cache):
+    with pytest.raises(WeightsError) as err:
+        weights.resolve(ReliableSwapFaceShifter().weights, weights_dir=tmp_path)
+    msg = str(err.value)
+    for wf in (RELIABLESWAP_FILE, HELPER_FILE):
+        assert wf.filename in msg and wf.url in msg
+    assert str(tmp_path) in msg
+
+
+def test_wrong_variant_or_missing_files_name_the_file():
+    with torch.device("meta"):  # layouts only: the checks fail before any value is read
+        vanilla, mouth = FaceShifterGenerator(False).state_dict(), FaceShifterGenerator(True).state_dict()
+    with pytest.raises(WeightsError, match=r"G_tmp_v5\.pth .*MouthNet file.*use reliableswap_faceshifter.*unexpected keys"):
+        FaceShifter().load_weights({VANILLA_FILE.name: mouth})
+    rs = ReliableSwapFaceShifter({"mouth_helper": "off", "post": False})
+    parser = {k: torch.zeros_like(v) for k, v in rs.parser.state_dict().items()}
+    with pytest.raises(WeightsError, match=r"G_mouth1_t38_post\.pth .*without MouthNet.*use faceshifter.*missing keys"):
+        rs.load_weights({RELIABLESWAP_FILE.name: vanilla, PARSER_WEIGHTS.name: parser})
+    with pytest.raises(WeightsError, match=r"no state dict was given for 79999_iter\.pth"):
+        rs.load_weights({RELIABLESWAP_FILE.name: mouth})
+
+
+def test_swap_before_load_weights_fails_clearly():
+    with pytest.raises(RuntimeError, match="load_weights"):
+        FaceShifter().generate(torch.zeros(1, 3, 256, 256), torch.zeros(1, 3, 256, 256))
+
+
+def test_faceshifter_runs_end_to_end_with_official_format_files(tmp_path, capsys):
+    """The engine path (files, strict load, swap, paste into the scoring crop); ReliableSwap's pipeline on top
+    of the same generator class is checked step by step in test_faceshifter_parity.py."""
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    torch.save(random_weights(seed=0)[VANILLA_FILE.name], folder / VANILLA_FILE.filename)  # in the official layout
+    store = tmp_path / "r.sqlite"
+    rc = cli.main(["run", "--no-progress", "--method", "faceshifter", "--subset", "2", "--batch-size", "2",
+                   "--weights-dir", str(folder), "--set", "metrics={identity: dlib_resnet_v1}", "--store", str(store)])
+    out, err = capsys.readouterr()
+    assert rc == 0 and "| faceshifter |" in out, out + err
+    swaps, files, _ = complete_run(store, "faceshifter")
+    assert len(swaps) == 2 and all(swaps.values()), swaps
+    for pair_id in swaps:
+        assert np.asarray(Image.open(files / "raw" / f"{pair_id}.png")).shape == (256, 256, 3)
+
+
+def test_reliableswap_protocol_and_preset():
+    from pathlib import Path
+
+    from swapbench.bench import config
+    from swapbench.datasets import get_protocol
+
+    p = get_protocol("ffpp_reliableswap")
+    assert len(p.pairs) == 4000
+    assert {p.images[x.target].identity for x in p.pairs} == {f"{i:03d}" for i in range(400)}
+    assert all(x.source.endswith("_frame0") for x in p.pairs)  # the source is always frame 0
+    assert p.images["003_frame0"].uri == "data://ffpp/003.mp4#spaced=0/10"  # spaced=0 is the first frame
+    partner = {t: s for t, s in __import__("json").loads(
+        (Path(__file__).parents[1] / "swapbench/datasets/protocols/ffpp.json").read_text())["video_pairs"]}
+    assert all(p.images[x.source].identity == partner[p.images[x.target].identity] for x in p.pairs)
+    cfg = config.load([Path(__file__).parents[1] / "configs" / "reliableswap_ffpp.yaml"], config.parse_set([]))
+    assert cfg["protocol"] == "ffpp_reliableswap"
+    assert cfg["methods"] == ["faceshifter", "reliableswap_faceshifter"]
+    assert ReliableSwapFaceShifter.from_config({**cfg, "engine": {"seed": 0}}).option_values() == {
+        "id_path": "warp", "post": True, "mouth_helper": "evaluated"}
