@@ -48,6 +48,8 @@ for _name, _target in {
     "arcface_irse50_reface_ffpp": "swapbench.metrics.backends.irse50:ArcFaceIRSE50REFaceFFpp",
     "insightface_w600k_r50": "swapbench.metrics.backends.arcface_onnx:InsightfaceW600kR50",
     "insightface_glint360k_r100": "swapbench.metrics.backends.arcface_onnx:InsightfaceGlint360kR100",
+    "cosface_sphere20_casia": "swapbench.metrics.backends.cosface:CosFaceSphere20CASIA",
+    "cosface_sphere20_vggface2": "swapbench.metrics.backends.cosface:CosFaceSphere20VGGFace2",
     "mediapipe_pose": "swapbench.metrics.backends.pose:MediapipePose",
     "pnp68_pose": "swapbench.metrics.backends.pose:Pnp68Pose",
     "hopenet": "swapbench.metrics.backends.pose:HopenetPose",
