@@ -50,6 +50,7 @@ for _name, _target in {
     "insightface_glint360k_r100": "swapbench.metrics.backends.arcface_onnx:InsightfaceGlint360kR100",
     "cosface_sphere20_casia": "swapbench.metrics.backends.cosface:CosFaceSphere20CASIA",
     "cosface_sphere20_vggface2": "swapbench.metrics.backends.cosface:CosFaceSphere20VGGFace2",
+    "blendface_r100": "swapbench.metrics.backends.blendface:BlendFaceR100",
     "mediapipe_pose": "swapbench.metrics.backends.pose:MediapipePose",
     "pnp68_pose": "swapbench.metrics.backends.pose:Pnp68Pose",
     "hopenet": "swapbench.metrics.backends.pose:HopenetPose",
