@@ -17,14 +17,16 @@ from swapbench.metrics.expression import ExpressionError
 from swapbench.metrics.gaze import GazeError
 from swapbench.metrics.identity import IdentityMetric
 from swapbench.metrics.pose import PoseError
+from swapbench.metrics.shape import ShapeError
 from swapbench.registry import Registry, UnknownName
 
 
 @dataclass(frozen=True)
 class Family:
     name: str
-    compares_with: str  # "source" (identity), "target" (attributes) or "reference" (the real set)
+    compares_with: str  # "source" (identity, shape), "target" (attributes) or "reference" (the real set)
     metric: type  # the class computing the family's columns
+    retrieval: bool = False  # compared with the gallery of every source (identity), not only the pair's own
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -32,7 +34,8 @@ class Family:
 
 
 FAMILIES = {f.name: f for f in (
-    Family("identity", "source", IdentityMetric),
+    Family("identity", "source", IdentityMetric, retrieval=True),
+    Family("shape", "source", ShapeError),
     Family("pose", "target", PoseError),
     Family("expression", "target", ExpressionError),
     Family("gaze", "target", GazeError),
@@ -57,6 +60,7 @@ for _name, _target in {
     "mediapipe_blendshapes": "swapbench.metrics.backends.expression:MediapipeBlendshapes",
     "hsemotion": "swapbench.metrics.backends.expression:HSEmotion",
     "deep3d_exp": "swapbench.metrics.backends.expression:Deep3DExpression",
+    "deep3d_id": "swapbench.metrics.backends.expression:Deep3DShape",
     "mediapipe_iris_gaze": "swapbench.metrics.backends.gaze:MediapipeIrisGaze",
     "l2cs": "swapbench.metrics.backends.gaze:L2CSGaze",
     "fid_helper_inception": "swapbench.metrics.inception:FidHelperInception",
