@@ -63,6 +63,7 @@ for _name, _target in {
     "deep3d_id": "swapbench.metrics.backends.expression:Deep3DShape",
     "mediapipe_iris_gaze": "swapbench.metrics.backends.gaze:MediapipeIrisGaze",
     "l2cs": "swapbench.metrics.backends.gaze:L2CSGaze",
+    "dinov2_vitl14": "swapbench.metrics.backends.dinov2:DINOv2Features",
     "fid_helper_inception": "swapbench.metrics.inception:FidHelperInception",
     "torch_fidelity_inception": "swapbench.metrics.inception:TorchFidelityInception",
 }.items():
