@@ -116,7 +116,7 @@ def score_distribution(protocol, ready, swapped, crops, backend, store, cfg):
                       f"swapped faces; this run has {len(ref)} and {len(fake)}, so they are not computed")
         return [], {}
     stats = distribution.reference_stats(ref_shas, ref, name, layout.refstats_dir(store.files))
-    values, curves = distribution.score(fake, stats, cfg["fid"], cfg["engine"]["seed"])
+    values, curves = metrics.FAMILIES[backend.family].metric.score(fake, stats, cfg["fid"], cfg["engine"]["seed"])
     n_failed = len(protocol.pairs) - len(fake)
     return [(k, v, None, None, len(fake), n_failed, name) for k, v in values.items()], curves
 

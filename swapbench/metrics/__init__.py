@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from swapbench import weights
 from swapbench.metrics.backends.base import FeatureBackend, Features
+from swapbench.metrics.cmmd import CMMDScores
 from swapbench.metrics.columns import Column
 from swapbench.metrics.distribution import DistributionScores
 from swapbench.metrics.expression import ExpressionError
@@ -40,6 +41,7 @@ FAMILIES = {f.name: f for f in (
     Family("expression", "target", ExpressionError),
     Family("gaze", "target", GazeError),
     Family("inception", "reference", DistributionScores),
+    Family("clip", "reference", CMMDScores),
 )}
 
 COLUMNS = {c.name: c for f in FAMILIES.values() for c in f.columns}
@@ -64,6 +66,7 @@ for _name, _target in {
     "mediapipe_iris_gaze": "swapbench.metrics.backends.gaze:MediapipeIrisGaze",
     "l2cs": "swapbench.metrics.backends.gaze:L2CSGaze",
     "dinov2_vitl14": "swapbench.metrics.backends.dinov2:DINOv2Features",
+    "clip_vitl14_336": "swapbench.metrics.backends.clip:CLIPEmbeddings",
     "fid_helper_inception": "swapbench.metrics.inception:FidHelperInception",
     "torch_fidelity_inception": "swapbench.metrics.inception:TorchFidelityInception",
 }.items():
