@@ -61,3 +61,24 @@ def test_clip_backend_from_folder(tmp_path):
     (folder / "config.json").unlink()
     with pytest.raises(WeightsError):
         build_backend("clip_vitl14_336", weights_dir=tmp_path)
+
+
+def test_cmmd_through_a_run(tmp_path):
+    import sqlite3
+
+    from conftest import bench
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(0)
+    cfg = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=56, patch_size=14, projection_dim=24)
+    CLIPVisionModelWithProjection(cfg).save_pretrained(tmp_path / "w" / CLIP_L14_336.filename)
+    store = tmp_path / "r.sqlite"
+    proc = bench("run", "--no-progress", "--method", "source", "--subset", "2", "--batch-size", "2",
+                 "--weights-dir", str(tmp_path / "w"), "--set", "metrics={clip: clip_vitl14_336}",
+                 "--set", "fid.knn_k=1", store=store)
+    assert "CMMD" in proc.stdout, proc.stdout
+    db = sqlite3.connect(store)
+    rows = db.execute("SELECT metric, value FROM aggregates").fetchall()
+    value = dict(rows)["cmmd"]
+    assert value > 0 and np.isfinite(value)
