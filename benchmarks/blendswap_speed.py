@@ -25,7 +25,7 @@ import torch
 from swapbench.methods.base import FaceBatch
 from swapbench.methods.blendswap import random_weights as rw
 from swapbench.methods.blendswap.method import BLENDSWAP_FILE, BlendSwap
-from swapbench.methods.nets.iresnet import iresnet18
+from swapbench.faces.iresnet import iresnet18
 from timing import timed_interleaved  # benchmarks/timing.py (this folder is on sys.path when a script runs)
 
 

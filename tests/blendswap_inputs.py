@@ -6,7 +6,7 @@ import functools
 
 from swapbench.methods.blendswap import BLENDSWAP_FILE, BlendSwap
 from swapbench.methods.blendswap import random_weights as rw
-from swapbench.methods.nets.iresnet import iresnet18
+from swapbench.faces.iresnet import iresnet18
 
 NARROW = rw.narrow(8)  # the official widths / 8: what tests/golden/blendswap_parity.npz was made with
 

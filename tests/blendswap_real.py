@@ -22,7 +22,7 @@ from PIL import Image
 from swapbench import weights
 from swapbench.methods.base import FaceBatch
 from swapbench.methods.blendswap import BLENDFACE_FILE, BLENDSWAP_FILE, BlendSwap
-from swapbench.methods.nets.iresnet import iresnet100
+from swapbench.faces.iresnet import iresnet100
 
 # README.md "Demo": BlendFace| Positive: 0.8186, Negative: -0.0497, Swapped: 0.8015 (printed to 4 decimals)
 DEMO_SIMILARITIES = {"positive": 0.8186, "negative": -0.0497, "swapped": 0.8015}

@@ -20,7 +20,7 @@ import torch
 from swapbench.faces import parsing
 from swapbench.faces.deep3d import FACE_ADAPTER_HEADS, Deep3DReconNet
 from swapbench.methods.ghost.random_weights import random_state_dict
-from swapbench.methods.nets.iresnet import iresnet18
+from swapbench.faces.iresnet import iresnet18
 
 GOLDEN = Path(__file__).parent / "golden"
 GRACE_HOPPER = Path(__import__("matplotlib").get_data_path()) / "sample_data" / "grace_hopper.jpg"

@@ -13,7 +13,7 @@ from swapbench.bench.catalogue import weight_files
 from swapbench.methods import get
 from swapbench.methods.base import FaceBatch
 from swapbench.methods.blendswap import BLENDFACE_FILE, BLENDSWAP_FILE, BlendSwap
-from swapbench.methods.nets.iresnet import iresnet18
+from swapbench.faces.iresnet import iresnet18
 from swapbench.weights import FILES, WeightsError
 
 

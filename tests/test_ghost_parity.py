@@ -37,7 +37,7 @@ from ghost_inputs import SEED, crops_digest, face_crops, layout_digest, seeded_w
 
 from swapbench.methods.ghost import Ghost
 from swapbench.methods.ghost.aei_net import AEINet
-from swapbench.methods.ghost.iresnet import iresnet100
+from swapbench.faces.iresnet import iresnet100
 from swapbench.methods.ghost.random_weights import random_state_dict
 
 GOLDEN = "tests/golden/ghost_parity.npz"

@@ -48,6 +48,8 @@ def run_id_for(cfg, protocol, method, hashes, data_sha=None) -> str:
     }
     if method.source_convention != method.convention:  # methods with one convention keep their ids
         key["source_convention"] = method.source_convention
+    if cfg["metrics"].get("identity") == "cosface_sphere20_vggface2":  # its input rule changes its numbers
+        key["cosface"] = cfg["cosface"]
     options = method.option_values()
     if options:  # methods without options keep the ids of stores written before options existed
         key["method_options"] = options

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 from collections import defaultdict
+from operator import attrgetter
 
 import numpy as np
 import torch
@@ -34,9 +35,10 @@ def score(run_id, protocol, ready, swaps, crops, backends, store, cfg):
         spec = metrics.FAMILIES[family]
         if spec.compares_with == "reference":
             continue
+        side = attrgetter(spec.compares_with)  # the pair's image the swap is compared with
         feats = store.features(backend.feature_name, shas)
         context = {}
-        if spec.compares_with == "source":
+        if spec.retrieval:
             gallery_keys = [k for k in protocol.sources() if crops[k, ev].ok and feats[crops[k, ev].sha].ok]
             identity = {name: i for i, name in enumerate(dict.fromkeys(protocol.images[k].identity for k in gallery_keys))}
             context["gallery"] = torch.from_numpy(np.stack([feats[crops[k, ev].sha].vector for k in gallery_keys])) \
@@ -46,7 +48,7 @@ def score(run_id, protocol, ready, swaps, crops, backends, store, cfg):
             inputs[family] = ("swap", "source_index")
             other = np.zeros(len(ready), dtype=np.int64)
         else:
-            inputs[family] = ("swap", "target")
+            inputs[family] = ("swap", spec.compares_with)
             other = np.zeros((len(ready), backend.dim), dtype=np.float32)
         metric_objs[family] = metrics.make_metric(family, **context)
         valid = np.zeros(len(ready), dtype=bool)
@@ -58,17 +60,17 @@ def score(run_id, protocol, ready, swaps, crops, backends, store, cfg):
                 reason = "no swap"
             elif not feats[swap.image_sha].ok:
                 reason = f"swap: {feats[swap.image_sha].reason}"
-            elif spec.compares_with == "source" and p.source not in gallery_row:
+            elif spec.retrieval and p.source not in gallery_row:
                 reason = f"source {p.source}: {feats[crops[p.source, ev].sha].reason}"
-            elif spec.compares_with == "target" and not feats[crops[p.target, ev].sha].ok:
-                reason = f"target {p.target}: {feats[crops[p.target, ev].sha].reason}"
+            elif not spec.retrieval and not feats[crops[side(p), ev].sha].ok:
+                reason = f"{spec.compares_with} {side(p)}: {feats[crops[side(p), ev].sha].reason}"
             valid[i] = reason is None
             if reason is None:
                 swap_vectors[i] = feats[swap.image_sha].vector
-            if spec.compares_with == "source":
+            if spec.retrieval:
                 other[i] = gallery_row.get(p.source, 0)
-            elif feats[crops[p.target, ev].sha].ok:
-                other[i] = feats[crops[p.target, ev].sha].vector
+            elif feats[crops[side(p), ev].sha].ok:
+                other[i] = feats[crops[side(p), ev].sha].vector
             if reason is not None and swap is not None:
                 failures.append((p.pair_id, family, reason))
         columns.update({f"{family}/valid": valid, f"{family}/swap": swap_vectors, f"{family}/{inputs[family][1]}": other})
@@ -114,7 +116,7 @@ def score_distribution(protocol, ready, swapped, crops, backend, store, cfg):
                       f"swapped faces; this run has {len(ref)} and {len(fake)}, so they are not computed")
         return [], {}
     stats = distribution.reference_stats(ref_shas, ref, name, layout.refstats_dir(store.files))
-    values, curves = distribution.score(fake, stats, cfg["fid"], cfg["engine"]["seed"])
+    values, curves = metrics.FAMILIES[backend.family].metric.score(fake, stats, cfg["fid"], cfg["engine"]["seed"])
     n_failed = len(protocol.pairs) - len(fake)
     return [(k, v, None, None, len(fake), n_failed, name) for k, v in values.items()], curves
 

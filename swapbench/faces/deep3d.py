@@ -69,6 +69,11 @@ class Deep3DReconNet(nn.Module):
     def exp(coeffs: torch.Tensor) -> torch.Tensor:
         return coeffs[:, 80:144]
 
+    @staticmethod
+    def shape_id(coeffs: torch.Tensor) -> torch.Tensor:
+        """The 80 identity (face-shape) coefficients."""
+        return coeffs[:, 0:80]
+
 
 def face_adapter_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Face-Adapter's d3dfr_res50_nofc.pth keys -> Deep3DReconNet(FACE_ADAPTER_HEADS) keys."""

@@ -11,20 +11,23 @@ from dataclasses import dataclass
 
 from swapbench import weights
 from swapbench.metrics.backends.base import FeatureBackend, Features
+from swapbench.metrics.cmmd import CMMDScores
 from swapbench.metrics.columns import Column
 from swapbench.metrics.distribution import DistributionScores
 from swapbench.metrics.expression import ExpressionError
 from swapbench.metrics.gaze import GazeError
 from swapbench.metrics.identity import IdentityMetric
 from swapbench.metrics.pose import PoseError
+from swapbench.metrics.shape import ShapeError
 from swapbench.registry import Registry, UnknownName
 
 
 @dataclass(frozen=True)
 class Family:
     name: str
-    compares_with: str  # "source" (identity), "target" (attributes) or "reference" (the real set)
+    compares_with: str  # "source" (identity, shape), "target" (attributes) or "reference" (the real set)
     metric: type  # the class computing the family's columns
+    retrieval: bool = False  # compared with the gallery of every source (identity), not only the pair's own
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -32,11 +35,13 @@ class Family:
 
 
 FAMILIES = {f.name: f for f in (
-    Family("identity", "source", IdentityMetric),
+    Family("identity", "source", IdentityMetric, retrieval=True),
+    Family("shape", "source", ShapeError),
     Family("pose", "target", PoseError),
     Family("expression", "target", ExpressionError),
     Family("gaze", "target", GazeError),
     Family("inception", "reference", DistributionScores),
+    Family("clip", "reference", CMMDScores),
 )}
 
 COLUMNS = {c.name: c for f in FAMILIES.values() for c in f.columns}
@@ -48,14 +53,20 @@ for _name, _target in {
     "arcface_irse50_reface_ffpp": "swapbench.metrics.backends.irse50:ArcFaceIRSE50REFaceFFpp",
     "insightface_w600k_r50": "swapbench.metrics.backends.arcface_onnx:InsightfaceW600kR50",
     "insightface_glint360k_r100": "swapbench.metrics.backends.arcface_onnx:InsightfaceGlint360kR100",
+    "cosface_sphere20_casia": "swapbench.metrics.backends.cosface:CosFaceSphere20CASIA",
+    "cosface_sphere20_vggface2": "swapbench.metrics.backends.cosface:CosFaceSphere20VGGFace2",
+    "blendface_r100": "swapbench.metrics.backends.blendface:BlendFaceR100",
     "mediapipe_pose": "swapbench.metrics.backends.pose:MediapipePose",
     "pnp68_pose": "swapbench.metrics.backends.pose:Pnp68Pose",
     "hopenet": "swapbench.metrics.backends.pose:HopenetPose",
     "mediapipe_blendshapes": "swapbench.metrics.backends.expression:MediapipeBlendshapes",
     "hsemotion": "swapbench.metrics.backends.expression:HSEmotion",
     "deep3d_exp": "swapbench.metrics.backends.expression:Deep3DExpression",
+    "deep3d_id": "swapbench.metrics.backends.expression:Deep3DShape",
     "mediapipe_iris_gaze": "swapbench.metrics.backends.gaze:MediapipeIrisGaze",
     "l2cs": "swapbench.metrics.backends.gaze:L2CSGaze",
+    "dinov2_vitl14": "swapbench.metrics.backends.dinov2:DINOv2Features",
+    "clip_vitl14_336": "swapbench.metrics.backends.clip:CLIPEmbeddings",
     "fid_helper_inception": "swapbench.metrics.inception:FidHelperInception",
     "torch_fidelity_inception": "swapbench.metrics.inception:TorchFidelityInception",
 }.items():

@@ -54,6 +54,10 @@ class DistributionScores:
         Column("recall", "R (k=3)", True),
     )
 
+    @staticmethod
+    def score(fake, ref, options, seed):
+        return score(fake, ref, options, seed)
+
 
 def score(fake: np.ndarray, ref: ReferenceStats, options: dict, seed: int) -> tuple[dict[str, float], dict]:
     """({column: value}, {"prd": (precision, recall)}) for N generated features against the reference.

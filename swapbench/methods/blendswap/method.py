@@ -42,7 +42,7 @@ from torch import nn
 
 from swapbench.methods.base import FaceBatch, SwapMethod
 from swapbench.methods.blendswap.nets import ENCODER_CHANNELS, AADGenerator, AttributeEncoder
-from swapbench.methods.nets.iresnet import iresnet100
+from swapbench.faces.iresnet import iresnet100
 from swapbench.weights import WeightFile, WeightsError, check_fits, register, state_dict_problems
 
 CODE = "https://github.com/mapooon/BlendFace"

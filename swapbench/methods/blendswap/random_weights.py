@@ -16,7 +16,7 @@ from torch import nn
 
 from swapbench.methods.blendswap.nets import ENCODER_CHANNELS, AADGenerator, AttributeEncoder
 from swapbench.methods.ghost.random_weights import random_state_dict
-from swapbench.methods.nets.iresnet import iresnet18, iresnet100
+from swapbench.faces.iresnet import iresnet18, iresnet100
 
 # Damps IResNet's residual branches (as for GHOST's ArcFace) so the embedding stays informative.
 IDENTITY_GAINS = {"bn3.weight": 0.2}

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from swapbench.methods.nets.iresnet import IResNet
+from swapbench.faces.iresnet import IResNet
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ from swapbench.methods.base import FaceBatch, SwapMethod
 from swapbench.methods.diffusion import randn_per_pair
 from swapbench.methods.face_adapter import condition as C
 from swapbench.methods.face_adapter.tokens import ID2Token, Image2Token
-from swapbench.methods.nets.iresnet import iresnet18, iresnet100
+from swapbench.faces.iresnet import iresnet18, iresnet100
 from swapbench.weights import Member, WeightFile, WeightsError, state_dict_problems
 
 log = logging.getLogger(__name__)

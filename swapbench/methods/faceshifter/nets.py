@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from swapbench.methods.ghost.aei_net import ATTR, GEN, AADLayer, AttributeEncoder, _upsample2
-from swapbench.methods.nets.iresnet import iresnet50, iresnet100
+from swapbench.faces.iresnet import iresnet50, iresnet100
 
 # The fixed ~1.078x zoom, +1.93 degree rotation and shift applied to the source before ArcFace (256 crop).
 TRANS_MATRIX = ((1.07695457, -0.03625215, -1.56352194), (0.03625215, 1.07695457, -5.32134629))

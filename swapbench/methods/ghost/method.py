@@ -33,7 +33,7 @@ from torch import nn
 
 from swapbench.methods.base import FaceBatch, SwapMethod
 from swapbench.methods.ghost.aei_net import AEINet
-from swapbench.methods.nets.iresnet import iresnet100
+from swapbench.faces.iresnet import iresnet100
 from swapbench.methods.ghost.random_weights import random_state_dict
 from swapbench.weights import WeightFile, WeightsError, state_dict_problems
 

@@ -37,8 +37,10 @@ CONVENTION = f"arcface_{ARCFACE_SIZE}"
 __all__ = ["GLINT360K_R100", "W600K_R50", "blob", "InsightfaceArcFace", "InsightfaceW600kR50", "InsightfaceGlint360kR100"]
 
 
-def arcface_matrices(images: torch.Tensor) -> tuple[list, list]:
-    """Per image: the image -> arcface_112 matrix from dlib's landmarks in it, or None and a reason."""
+def arcface_matrices(images: torch.Tensor, estimate=None) -> tuple[list, list]:
+    """Per image: the image -> arcface_112 matrix from dlib's landmarks in it, or None and a reason.
+
+    estimate: landmarks [68, 2] -> 2x3 matrix, for another template (default: arcface_112)."""
     from swapbench.faces import detect
 
     matrices, reasons = [], []
@@ -50,7 +52,7 @@ def arcface_matrices(images: torch.Tensor) -> tuple[list, list]:
             continue
         face, _ = detect.pick(faces, img.shape, "largest")
         try:
-            matrices.append(templates.estimate_transform(CONVENTION, face.landmarks))
+            matrices.append(estimate(face.landmarks) if estimate else templates.estimate_transform(CONVENTION, face.landmarks))
             reasons.append(None)
         except ValueError as err:  # degenerate landmarks
             matrices.append(None)

@@ -171,7 +171,27 @@ class Deep3DExpression(FeatureBackend):
                 where.append(i)
         if crops:
             x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div(255).to(self.device)
-            exp = Deep3DReconNet.exp(self.model(x)).cpu().numpy()
-            for i, e in zip(where, exp):
+            values = self.coefficients(self.model(x)).cpu().numpy()
+            for i, e in zip(where, values):
                 rows[i] = e
         return features_from_rows(rows, self.dim, self.name)
+
+    @staticmethod
+    def coefficients(coeffs: torch.Tensor) -> torch.Tensor:
+        """The backend's part of the 257 coefficients."""
+        return Deep3DReconNet.exp(coeffs)
+
+
+class Deep3DShape(Deep3DExpression):
+    """Deep3DFaceRecon_pytorch identity coefficients (80-d `id`, the BFM shape basis): the shape backend.
+
+    Same network, checkpoint and alignment as deep3d_exp; a run with both computes the network twice
+    (features are stored per backend)."""
+
+    name = "deep3d_id"
+    family = "shape"
+    dim = 80
+
+    @staticmethod
+    def coefficients(coeffs: torch.Tensor) -> torch.Tensor:
+        return Deep3DReconNet.shape_id(coeffs)

@@ -1,4 +1,5 @@
-"""ArcFace IResNet (insightface arcface_torch layout): GHOST's, DiffSwap's and Face-Adapter's identity encoders.
+"""ArcFace IResNet (insightface arcface_torch layout): GHOST's, DiffSwap's, Face-Adapter's and FaceShifter's identity
+encoders, BlendSwap's and the blendface_r100 backend's BlendFace encoder, ReliableSwap's MouthNet (iresnet50).
 
 Input: [B,3,112,112] in [-1,1], RGB. Output: the 512-d embedding (not L2-normalised: GHOST and
 DiffSwap feed the raw vector to their generators). Parameter names follow arcface_torch's `iresnet100` so GHOST's

@@ -1,1 +1,0 @@
-"""Networks shared by several methods (one implementation each)."""
