@@ -111,7 +111,8 @@ def samples_run(tmp_path_factory):
     """One full default `bench run` into a fresh store, shared by the end-to-end tests (all workers).
     Read it only: tests of other files read it at the same time."""
     def build(folder):
-        proc = bench("run", "--no-progress", store=folder / "results.sqlite")
+        # 1.3 min on an idle machine; the limit only catches a hang (a loaded machine took over 15 min)
+        proc = bench("run", "--no-progress", store=folder / "results.sqlite", timeout=3600)
         (folder / "stdout.txt").write_text(proc.stdout)
         (folder / "stderr.txt").write_text(proc.stderr)
 
