@@ -1,4 +1,30 @@
+"""Shared helpers and fixtures of the test suite, and the rules a new test follows.
+
+The suite runs in parallel: pyproject.toml adds `-n auto --maxprocesses 2 --dist loadfile` (pytest-xdist),
+so each test file runs whole in one worker process, beside another file in a second worker. A new test:
+
+- Writes only under its own `tmp_path` / `tmp_path_factory` (or a monkeypatched cache directory), never
+  into the checkout or the user's cache, store or weights folders; it asks the OS for a free port
+  (bind to port 0) when it needs one. Two files run at the same time, so nothing may assume it is alone.
+- Reuses the session fixtures below instead of building the same thing again: `samples_run` (a full
+  default `bench run` and its store: read it, do not write into it), `samples_leaderboard` (`bench
+  leaderboard` on that store), `sample_crops`, `real_images`, `ghost_weights_dir` (GHOST's files).
+  Something expensive that several files need becomes a session fixture built with `shared_dir`,
+  which builds it once for all workers.
+- Keeps a module's expensive objects (a loaded model, a batch of faces) in module-scoped fixtures:
+  `--dist loadfile` builds them once.
+- Checks a port's parity on a tiny configuration and the full size on the `meta` device; writes
+  full-size weight files only where the test is about those files (loading, an end-to-end run), once
+  per method: one set of random official-format files that every test of the method reads (a module
+  fixture, or a session fixture built with `shared_dir` when several files need them).
+- Does not repeat an end-to-end run that a golden `bench check` in .ci/run does (celebahq_fixture,
+  ffpp_fixture); tests/golden/samples.json is checked here, in tests/test_check.py, on `samples_run`.
+- Stays cheap: `.ci/run` prints the 15 slowest tests (`--durations`), and docs/benchmark.md
+  ("Test suite") lists where the time goes. A new method's tests stay under 2 minutes of CPU time.
+"""
+
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -8,8 +34,15 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np
 import pytest
+from filelock import FileLock
 
 import swapbench.faces.mediapipe  # noqa: E402,F401  (ignores the stray SIGPROF, see there)
+
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    # Parallel workers share the cores: one torch thread pool per core, not each worker one per core.
+    import torch
+
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,12 +86,69 @@ def sample_crops():
     return out
 
 
+def shared_dir(tmp_path_factory, name: str, build) -> Path:
+    """A folder that `build(folder)` fills once per test run, shared by all pytest-xdist workers.
+
+    The first worker that asks builds it under the run's base temporary folder; the others wait on a
+    file lock and reuse it. Without xdist it is an ordinary session folder. pytest removes it with
+    the run's other temporary folders."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the folder that holds every worker's base folder
+    folder = base / "shared" / name
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{folder}.lock"):
+        if not (folder / ".complete").is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # a build that failed half way
+            folder.mkdir()
+            build(folder)
+            (folder / ".complete").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def samples_run(tmp_path_factory):
-    """One full default `bench run` into a fresh store, shared by the end-to-end tests."""
-    store = tmp_path_factory.mktemp("store") / "results.sqlite"
-    proc = bench("run", "--no-progress", store=store)
-    return store, proc
+    """One full default `bench run` into a fresh store, shared by the end-to-end tests (all workers).
+    Read it only: tests of other files read it at the same time."""
+    def build(folder):
+        # 1.3 min on an idle machine; the limit only catches a hang (a loaded machine took over 15 min)
+        proc = bench("run", "--no-progress", store=folder / "results.sqlite", timeout=3600)
+        (folder / "stdout.txt").write_text(proc.stdout)
+        (folder / "stderr.txt").write_text(proc.stderr)
+
+    folder = shared_dir(tmp_path_factory, "samples_run", build)
+    proc = subprocess.CompletedProcess(["bench", "run", "--no-progress"], 0, (folder / "stdout.txt").read_text(),
+                                       (folder / "stderr.txt").read_text())
+    return folder / "results.sqlite", proc
+
+
+@pytest.fixture(scope="session")
+def samples_leaderboard(samples_run, tmp_path_factory):
+    """`bench leaderboard --out FOLDER` on the samples_run store, once for all workers:
+    (FOLDER with the markdown, csv and figures, the printed markdown). Read only."""
+    def build(folder):
+        proc = bench("leaderboard", "--out", str(folder / "lb"), store=samples_run[0])
+        (folder / "stdout.txt").write_text(proc.stdout)
+
+    folder = shared_dir(tmp_path_factory, "samples_leaderboard", build)
+    return folder / "lb", (folder / "stdout.txt").read_text()
+
+
+@pytest.fixture(scope="session")
+def ghost_weights_dir(tmp_path_factory):
+    """GHOST's two files (G_unet_2blocks.pth, backbone.pth) in the official format, written once for all
+    workers: the parity golden's random weights (ghost_inputs.seeded_weights(2)). Read only."""
+    import torch
+    from ghost_inputs import seeded_weights
+
+    from swapbench.methods.ghost import Ghost
+
+    def build(folder):
+        filename = {f.name: f.filename for f in Ghost().weights}
+        for name, state in seeded_weights(2).items():
+            torch.save(state, folder / filename[name])
+
+    return shared_dir(tmp_path_factory, "ghost_weights", build)
 
 
 def _square_256(rgb: np.ndarray) -> np.ndarray:

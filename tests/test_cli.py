@@ -26,23 +26,22 @@ def test_list_methods_and_protocols():
     assert "samples" in out and "72" in out
 
 
-def test_leaderboard_writes_markdown_csv_and_grid(samples_run, tmp_path):
-    store, _ = samples_run
-    proc = bench("leaderboard", "--out", str(tmp_path / "lb"), store=store)
-    md = (tmp_path / "lb" / "samples.md").read_text()
+def test_leaderboard_writes_markdown_csv_and_grid(samples_leaderboard):
+    lb, stdout = samples_leaderboard
+    md = (lb / "samples.md").read_text()
     assert "| source | 1.000" in md and "samples_grid.png" in md and "hash `" in md
-    assert (tmp_path / "lb" / "samples_grid.png").stat().st_size > 10_000
-    csv = (tmp_path / "lb" / "samples.csv").read_text().splitlines()
+    assert (lb / "samples_grid.png").stat().st_size > 10_000
+    csv = (lb / "samples.csv").read_text().splitlines()
     assert csv[0].startswith("protocol,protocol_hash,method,metric,value,ci_low,ci_high")
     # 3 methods x (3 identity + pose/expression/gaze + 8 set-level: FID, FID∞, KID, KID sd, PRD x2, P, R)
     assert len(csv) == 1 + 3 * (3 + 3 + 8)
-    assert (tmp_path / "lb" / "samples_prd.png").stat().st_size > 10_000
+    assert (lb / "samples_prd.png").stat().st_size > 10_000
     # target frames with each method's swap pasted back: 4 rows x (frame + 3 methods) tiles of 192 px
     from PIL import Image
 
     assert "samples_frames.png" in md
-    assert Image.open(tmp_path / "lb" / "samples_frames.png").size == (192 * 4, 18 + 192 * 4)
-    assert proc.stdout.startswith("# swapbench leaderboard")
+    assert Image.open(lb / "samples_frames.png").size == (192 * 4, 18 + 192 * 4)
+    assert stdout.startswith("# swapbench leaderboard")
 
 
 def test_method_without_weights_fails_before_any_work(tmp_path):

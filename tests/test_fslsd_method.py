@@ -127,16 +127,15 @@ def test_released_inputs_on_another_protocol_are_refused_before_any_work(tmp_pat
     assert not (tmp_path / "s.files" / "crops").exists()
 
 
-def test_fslsd_runs_end_to_end_with_official_format_files(tmp_path, capsys, monkeypatch):
+def test_fslsd_runs_end_to_end_with_official_format_files(state, tmp_path, capsys, monkeypatch):
     weights = tmp_path / "weights"
     weights.mkdir()
     half = lambda sd: {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
-    ck = rw.checkpoint(GEN, 0)
+    ck, psp = state[FSLSD_FILE.name], state[PSP_FILE.name]  # the module's weights (method_state(0))
     torch.save({**ck, "encoder_lmk": half(ck["encoder_lmk"])}, weights / "CELEBA-HQ-1024.pt")
-    psp = rw.psp_checkpoint(0)
     torch.save({**psp, "state_dict": half(psp["state_dict"])}, weights / "psp_ffhq_encode.pt")
-    torch.save(rw.h3r_state(0), weights / H3R_FILE.filename)
-    torch.save(parser_state(0), weights / "79999_iter.pth")
+    torch.save(state[H3R_FILE.name], weights / H3R_FILE.filename)
+    torch.save(state[PARSER_WEIGHTS.name], weights / "79999_iter.pth")
     # in process: the random H3R file cannot match the declared sha256 of the real one
     monkeypatch.setattr(FSLSD, "weights", tuple(dataclasses.replace(w, sha256=None) for w in FSLSD.weights))
     store = tmp_path / "r.sqlite"

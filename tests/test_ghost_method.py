@@ -7,7 +7,7 @@ import face_recognition_models
 import numpy as np
 import pytest
 import torch
-from ghost_inputs import face_crops, seeded_weights
+from ghost_inputs import face_crops
 
 from swapbench import weights
 from swapbench.bench.catalogue import weight_files
@@ -55,11 +55,9 @@ def test_registry_and_variants():
         Ghost(num_blocks=4)
 
 
-def test_files_on_disk_to_swapped_faces(tmp_path, isolated_cache):
+def test_files_on_disk_to_swapped_faces(ghost_weights_dir, isolated_cache):
     method = Ghost()
-    for name, state in seeded_weights(2).items():
-        torch.save(state, tmp_path / next(f.filename for f in method.weights if f.name == name))
-    paths = weights.resolve(method.weights, weights_dir=tmp_path)
+    paths = weights.resolve(method.weights, weights_dir=ghost_weights_dir)
     assert {p.name for p in paths.values()} == {"G_unet_2blocks.pth", "backbone.pth"}
     method.load_weights({f.name: weights.load(f, paths[f.name]) for f in method.weights})
 

@@ -2,23 +2,14 @@
 
 
 import numpy as np
-import torch
 from conftest import bench, complete_run
 from PIL import Image
 
-from swapbench.methods.ghost import Ghost
-from swapbench.methods.ghost.method import random_weights
 
-
-def test_ghost_runs_end_to_end_with_official_format_files(tmp_path):
-    weights = tmp_path / "weights"
-    weights.mkdir()
-    ghost = Ghost()
-    for name, state in random_weights(2, seed=0).items():
-        torch.save(state, weights / next(f.filename for f in ghost.weights if f.name == name))
+def test_ghost_runs_end_to_end_with_official_format_files(tmp_path, ghost_weights_dir):
     store = tmp_path / "r.sqlite"
     proc = bench("run", "--no-progress", "--method", "ghost", "--subset", "2", "--batch-size", "2",
-                 "--weights-dir", str(weights), "--set", "metrics={identity: dlib_resnet_v1}", store=store)
+                 "--weights-dir", str(ghost_weights_dir), "--set", "metrics={identity: dlib_resnet_v1}", store=store)
     assert "| ghost |" in proc.stdout
     swaps, files, _ = complete_run(store, "ghost")
     assert len(swaps) == 2 and all(swaps.values())

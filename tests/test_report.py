@@ -19,12 +19,11 @@ from conftest import bench
 
 
 @pytest.fixture(scope="module")
-def site(samples_run, tmp_path_factory):
+def site(samples_run, samples_leaderboard, tmp_path_factory):
     store, _ = samples_run
     out = tmp_path_factory.mktemp("report") / "site"
     proc = bench("report", "--out", str(out), "--store", str(store))
-    lb = bench("leaderboard", "--out", str(tmp_path_factory.mktemp("lb")), store=store)
-    return out, proc, lb.stdout
+    return out, proc, samples_leaderboard[1]
 
 
 class _Page(HTMLParser):
