@@ -1,7 +1,7 @@
 """Shared helpers and fixtures of the test suite, and the rules a new test follows.
 
-The suite runs in parallel: pyproject.toml adds `-n auto --maxprocesses 2 --dist loadfile` (pytest-xdist),
-so each test file runs whole in one worker process, beside another file in a second worker. A new test:
+The suite runs in one process by default; `-n 2 --dist loadfile` (pytest-xdist) runs each test file whole in
+one of two worker processes, so tests stay safe for that. A new test:
 
 - Writes only under its own `tmp_path` / `tmp_path_factory` (or a monkeypatched cache directory), never
   into the checkout or the user's cache, store or weights folders; it asks the OS for a free port
