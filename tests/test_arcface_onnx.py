@@ -61,9 +61,10 @@ def test_embeddings_match_insightface_pipeline(backend, model_file):
     np.testing.assert_allclose(feats.values.norm(dim=1).numpy(), 1.0, atol=1e-6)
     for name, got in zip(NAMES, feats.values.numpy()):
         ref = insightface_reference(crops[name], model_file)
-        # kornia's float warp rounded to 8 bits vs cv2's fixed-point warp: a few crop pixels differ by one
-        # level, which moves embedding entries (~0.04) by up to 3e-5 here
-        np.testing.assert_allclose(got, ref, rtol=0, atol=2e-4)
+        # kornia's float warp rounded to 8 bits vs cv2's fixed-point warp: under OpenCV 4 (swapbench's pin),
+        # which rounds sample positions to 1/32 px, crop pixels differ by up to 1.6 levels (0.3 on average,
+        # test below), which moves embedding entries (~0.04) by up to 5.2e-4 here (3e-5 under OpenCV 5)
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-3)
         assert float(got @ ref) > 0.9999
     sims = feats.values @ feats.values.T
     assert sims[~torch.eye(len(NAMES), dtype=torch.bool)].max() < 0.9  # different faces, different vectors

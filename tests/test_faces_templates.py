@@ -265,7 +265,8 @@ def test_insightface_template_is_norm_crop_bit_for_bit():
     """insightface_<size> is insightface's own norm_crop (>= 0.7.2, with the 8 px shift at 128): the same
     matrix and, warped the same way (cv2 bilinear, zero border), the same pixels, on every bundled face.
     arcface_<size> keeps the float64 template: its matrix is within 1e-4 of it (float32 rounding). The engine's own warp
-    (kornia, reflection padding) is within one level of norm_crop wherever the crop lies in the photo."""
+    (kornia, reflection padding) is within four levels of norm_crop (OpenCV 4's 1/32 px positions) wherever
+    the crop lies in the photo."""
     from insightface.utils import face_align
 
     from swapbench.faces.warp import align_image
@@ -281,4 +282,6 @@ def test_insightface_template_is_norm_crop_bit_for_bit():
         engine = align_image(image, T.estimate_transform("insightface_128", five), 128).astype(int)
         inside = cv2.warpAffine(np.full(image.shape[:2], 255, np.uint8), T.estimate_transform("insightface_128", five),
                                 (128, 128)) == 255
-        assert np.abs(engine - face_align.norm_crop(image, five, 128))[inside].max() <= 1, name
+        # OpenCV 4 (swapbench's pin) rounds cv2's sample positions to 1/32 px: up to 3 levels on the
+        # astronaut's sharp edges against kornia's exact float sampling (tests/test_faces_warp.py states the bound)
+        assert np.abs(engine - face_align.norm_crop(image, five, 128))[inside].max() <= 4, name
