@@ -146,14 +146,14 @@ class Restorer:
         self.device = torch.device(device)
         self.sr, self.detector, self.gpen, self.parser = (m.to(self.device).eval() for m in (sr, detector, gpen, parser))
         self.reference = reference_points()
+        self.threshold = SCORE_THRESHOLD  # faces scoring below are not restored (official FaceEnhancement.threshold)
 
     @classmethod
     def from_files(cls, gpen, realesrnet, retinaface, parsenet, device: str | torch.device = "cpu") -> "Restorer":
         """Build the four networks at their E4S sizes and load each file (a path or a loaded state dict)
         strictly; a file that does not fit raises a WeightsError naming it and its URL."""
-        with torch.device("meta"):
+        with torch.device("meta"):  # shapes only until every file has been checked
             nets = RRDBNet(), RetinaFace(), FullGenerator(), ParseNet()
-        nets = [n.to_empty(device="cpu") for n in nets]
         states = (
             sr_state(_state(realesrnet, REALESRNET_WEIGHTS), REALESRNET_WEIGHTS),
             retinaface_state(_state(retinaface, RETINAFACE_WEIGHTS)),
@@ -164,6 +164,7 @@ class Restorer:
         wfs = (REALESRNET_WEIGHTS, RETINAFACE_WEIGHTS, GPEN_WEIGHTS, PARSENET_WEIGHTS)
         for net, state, wf, w in zip(nets, states, wfs, what):  # check all before loading any
             check_fits(net, state, wf, w, finite=True)
+        nets = [n.to_empty(device="cpu") for n in nets]
         for net, state in zip(nets, states):
             net.load_state_dict(state, strict=True)
         return cls(*nets, device=device)
@@ -207,7 +208,7 @@ class Restorer:
         full_mask = np.zeros((height, width), np.float32)
         full_img = np.zeros(image.shape, np.uint8)
         for box, points in zip(boxes, landmarks):
-            if box[4] < SCORE_THRESHOLD:
+            if box[4] < self.threshold:
                 continue
             crop, inverse = align_face(image, points, self.reference)
             face = self.restore_face(crop)

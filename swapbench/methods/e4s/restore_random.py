@@ -14,9 +14,10 @@ import torch
 from swapbench.methods.ghost.random_weights import random_state_dict
 from swapbench.methods.stylegan2 import random_generator_state
 
-# per-anchor (background, face) logit biases of RetinaFace's stride-32 class head; the other levels
-# get the reverse, so only large boxes fire (on a 256 image, about 4 of its 128 anchors pass 0.9)
+# (background, face) logit biases: +-FACE_BIAS on RetinaFace's stride-32 class head (on a 256 image
+# about 4 of its 128 anchors pass 0.9), -+NO_FACE_BIAS on the finer levels, where none should fire
 FACE_BIAS = 1.0
+NO_FACE_BIAS = 6.0
 HEAD_GAIN = 0.3
 
 
@@ -28,8 +29,8 @@ def restore_random_states(nets, seed: int = 0) -> dict[str, dict[str, torch.Tens
     for level in range(3):
         w, b = f"ClassHead.{level}.conv1x1.weight", f"ClassHead.{level}.conv1x1.bias"
         det[w] = det[w] * 0.5
-        sign = 1.0 if level == 2 else -1.0
-        det[b] = torch.tensor([-sign * FACE_BIAS, sign * FACE_BIAS] * (det[b].numel() // 2)) + det[b]
+        face = FACE_BIAS if level == 2 else -NO_FACE_BIAS
+        det[b] = torch.tensor([-face, face] * (det[b].numel() // 2)) + det[b]
         for head in ("BboxHead", "LandmarkHead"):
             det[f"{head}.{level}.conv1x1.weight"] = det[f"{head}.{level}.conv1x1.weight"] * HEAD_GAIN
     return {
