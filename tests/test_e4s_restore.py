@@ -16,8 +16,8 @@ How tests/golden/e4s_restore.npz and e4s_restore_manifest.json were made (script
     and the paste mask of the restored face (subsampled), and the restored image D.
 
 Tolerances: with one torch thread (as the goldens were made) every stage equals the official one bit for
-bit, except GPEN's float output (1.3e-7: swapbench's pure-torch upfirdn2d). With more threads the convs
-sum in another order: RetinaFace's outputs move by ~1e-5, landmarks by ~5e-5 px, and the paste warps round
+bit. With more threads the convs sum in another order: GPEN's float output moves by ~1e-7, RetinaFace's
+outputs by ~1e-5, landmarks by ~5e-5 px, and the paste warps round
 a few values of the restored image the other way (89 of 110,592 one level apart at two threads). Bounds:
 1e-4 on floats, 1e-3 px on boxes and landmarks, 1 level on under 0.1% of the values of 8-bit images.
 """
@@ -165,3 +165,19 @@ def test_no_face_gives_the_super_resolved_image(restorer, golden):
 def test_bad_input_is_refused(restorer):
     with pytest.raises(ValueError, match="BGR uint8"):
         restorer(np.zeros((8, 8), np.float32))
+
+
+def test_from_files_loads_full_size_files_in_the_official_layouts(tmp_path):
+    with torch.device("meta"):
+        nets = {"sr": RRDBNet(), "detector": RetinaFace(), "gpen": FullGenerator(), "parser": ParseNet()}
+    # zeros (cheap at full size) with one marked tensor per network, to see that the values arrive
+    states = {n: {k: torch.zeros(v.shape, dtype=v.dtype) for k, v in net.state_dict().items()} for n, net in nets.items()}
+    marked = {"sr": "conv_last.weight", "detector": "body.conv1.weight", "gpen": "generator.input.input",
+              "parser": "out_mask_conv.conv2d.weight"}
+    for n, key in marked.items():
+        states[n][key] = torch.arange(states[n][key].numel(), dtype=torch.float32).reshape(states[n][key].shape)
+    torch.save({"params_ema": states["sr"]}, tmp_path / REALESRNET_WEIGHTS.filename)  # read from disk, the official way
+    restorer = Restorer.from_files(states["gpen"], tmp_path / REALESRNET_WEIGHTS.filename,
+                                   {f"module.{k}": v for k, v in states["detector"].items()}, states["parser"])
+    for n, key in marked.items():
+        assert torch.equal(getattr(restorer, n).state_dict()[key], states[n][key]), n
