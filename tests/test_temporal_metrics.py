@@ -58,6 +58,19 @@ def test_identity_consistency_is_the_mean_cosine_of_consecutive_frames():
     assert identity_consistency(emb) == pytest.approx(0.5, abs=1e-12)
 
 
+def test_frames_without_a_face_are_left_out_of_the_identity_values():
+    cos = np.array([0.9, np.nan, 0.7, 0.8, 0.6])
+    assert identity_drift(cos) == pytest.approx(math.sqrt(0.05 / 4), abs=1e-12)
+    angles = np.radians([0, 60, 0, 60, 150])  # frame 2 has no face: cosines of 0->1 and 3->4 only
+    emb = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    emb[2] = np.nan
+    assert identity_consistency(emb) == pytest.approx((0.5 + 0.0) / 2, abs=1e-12)
+    with pytest.raises(ValueError, match="needs 2 consecutive frames"):
+        identity_consistency(emb[[0, 2, 4]])
+    with pytest.raises(ValueError, match="all-zero rows"):
+        identity_consistency(np.zeros((3, 4)))
+
+
 # --- landmark jitter ------------------------------------------------------------------------------------
 
 def moving_face(frames: int = 6) -> np.ndarray:
@@ -84,6 +97,15 @@ def test_landmark_jitter_with_a_known_per_frame_offset():
     iod = 40.0 * (1 + 0.05 * np.arange(len(target)))  # eye distance of the growing head, per frame
     expected = np.mean(2 * d / iod[:-1])  # every landmark moves 2d relative to the target at every step
     assert landmark_jitter(swap, target) == pytest.approx(expected, rel=1e-12)
+
+
+def test_landmark_jitter_leaves_out_transitions_of_frames_without_landmarks():
+    target = moving_face(6)
+    swap = target.copy()
+    swap[3, :, 0] += 4.0  # a jump at frame 3...
+    expected_all = landmark_jitter(swap, target)
+    swap[3] = np.nan  # ...then frame 3 without a face: transitions 2->3 and 3->4 are left out
+    assert expected_all > 0 and landmark_jitter(swap, target) == 0.0
 
 
 def test_landmark_jitter_eye_centres_from_index_groups():
@@ -252,8 +274,8 @@ def test_bad_inputs_get_clear_messages():
     clip = np.zeros((3, 8, 8, 3), np.uint8)
     with pytest.raises(ValueError, match="uint8"):
         temporal_flickering(clip.astype(np.float32))
-    with pytest.raises(ValueError, match="T >= 2"):
-        identity_drift(np.array([0.5]))
+    with pytest.raises(ValueError, match="needs 2 frames"):
+        identity_drift(np.array([0.5, np.nan]))
     with pytest.raises(ValueError, match="mask must be bool"):
         warping_error(clip, np.zeros((2, 8, 8, 2), np.float32), np.ones((3, 8, 8), np.uint8))
     with pytest.raises(ValueError, match="inter-ocular"):

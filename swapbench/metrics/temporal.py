@@ -41,21 +41,30 @@ RAFT_LARGE = weights.WeightFile("torchvision/raft_large", "raft_large_C_T_SKHT_V
 
 
 def identity_drift(cos_to_source: np.ndarray) -> float:
-    """Standard deviation over frames (ddof=0) of the identity cosine of each swapped frame to the source."""
+    """Standard deviation over frames (ddof=0) of the identity cosine of each swapped frame to the source.
+    NaN marks a frame without a value (no face found): it is left out."""
     cos = np.asarray(cos_to_source, dtype=np.float64)
-    _check(cos.ndim == 1 and len(cos) >= 2, f"cos_to_source must be [T] with T >= 2, got shape {cos.shape}")
-    _check(np.isfinite(cos).all(), "cos_to_source holds non-finite values")
+    _check(cos.ndim == 1, f"cos_to_source must be [T], got shape {cos.shape}")
+    cos = cos[~np.isnan(cos)]
+    _check(len(cos) >= 2, f"identity drift needs 2 frames with a value, got {len(cos)}")
+    _check(np.isfinite(cos).all(), "cos_to_source holds infinite values")
     return float(cos.std())
 
 
 def identity_consistency(embeddings: np.ndarray) -> float:
-    """Mean cosine similarity of the identity embeddings of consecutive frames ([T, D])."""
+    """Mean cosine similarity of the identity embeddings of consecutive frames ([T, D]). A frame whose row
+    holds NaN has no embedding (no face found): the two transitions it takes part in are left out."""
     emb = np.asarray(embeddings, dtype=np.float64)
-    _check(emb.ndim == 2 and len(emb) >= 2, f"embeddings must be [T, D] with T >= 2, got shape {emb.shape}")
-    norms = np.linalg.norm(emb, axis=1, keepdims=True)
-    _check(np.isfinite(emb).all() and (norms > 0).all(), "embeddings hold non-finite or all-zero rows")
-    unit = emb / norms
-    return float((unit[1:] * unit[:-1]).sum(axis=1).mean())
+    _check(emb.ndim == 2, f"embeddings must be [T, D], got shape {emb.shape}")
+    valid = ~np.isnan(emb).any(axis=1)
+    pairs = _transitions(valid)
+    _check(pairs.any(), "identity consistency needs 2 consecutive frames with an embedding, found none")
+    norms = np.linalg.norm(emb[valid], axis=1, keepdims=True)
+    _check(np.isfinite(norms).all() and (norms > 0).all(), "embeddings hold infinite values or all-zero rows")
+    unit = np.full_like(emb, np.nan)
+    unit[valid] = emb[valid] / norms
+    cos = (unit[1:] * unit[:-1]).sum(axis=1)[pairs]
+    return float(cos.mean())
 
 
 def landmark_jitter(swap_lmk: np.ndarray, target_lmk: np.ndarray, eyes=(0, 1)) -> float:
@@ -64,17 +73,20 @@ def landmark_jitter(swap_lmk: np.ndarray, target_lmk: np.ndarray, eyes=(0, 1)) -
     s: the swap's landmarks, g: the target's, so the target's own motion is subtracted and a moving head
     costs nothing. IOD is the target's inter-ocular distance at frame t. `eyes` names the two eye
     landmarks: two indices (5-point layouts: (0, 1)) or two index sequences averaged into eye centres
-    (68 points: (range(36, 42), range(42, 48))).
+    (68 points: (range(36, 42), range(42, 48))). A frame with NaN in either clip's landmarks has none (no
+    face found): the transitions it takes part in are left out.
     """
     s = np.asarray(swap_lmk, dtype=np.float64)
     g = np.asarray(target_lmk, dtype=np.float64)
-    _check(s.shape == g.shape and s.ndim == 3 and s.shape[2] == 2 and len(s) >= 2,
-           f"landmarks must be two [T, K, 2] arrays of one shape with T >= 2, got {s.shape} and {g.shape}")
-    _check(np.isfinite(s).all() and np.isfinite(g).all(), "landmarks hold non-finite values")
-    iod = np.linalg.norm(_eye_centre(g, eyes[0]) - _eye_centre(g, eyes[1]), axis=1)  # [T]
+    _check(s.shape == g.shape and s.ndim == 3 and s.shape[2] == 2,
+           f"landmarks must be two [T, K, 2] arrays of one shape, got {s.shape} and {g.shape}")
+    pairs = _transitions(~(np.isnan(s).any(axis=(1, 2)) | np.isnan(g).any(axis=(1, 2))))
+    _check(pairs.any(), "landmark jitter needs 2 consecutive frames with landmarks in both clips, found none")
+    iod = np.linalg.norm(_eye_centre(g, eyes[0]) - _eye_centre(g, eyes[1]), axis=1)[:-1][pairs]
     _check((iod > 0).all(), "the target's inter-ocular distance is 0 on some frame")
-    residual = np.diff(s, axis=0) - np.diff(g, axis=0)  # [T-1, K, 2]
-    per_frame = np.linalg.norm(residual, axis=2).mean(axis=1) / iod[:-1]
+    residual = (np.diff(s, axis=0) - np.diff(g, axis=0))[pairs]  # [pairs, K, 2]
+    per_frame = np.linalg.norm(residual, axis=2).mean(axis=1) / iod
+    _check(np.isfinite(per_frame).all(), "landmarks hold infinite values")
     return float(per_frame.mean())
 
 
@@ -197,6 +209,11 @@ def _frames(frames: np.ndarray, what: str) -> np.ndarray:
     _check(frames.ndim == 4 and frames.shape[3] == 3 and len(frames) >= 2 and frames.dtype == np.uint8,
            f"{what} must be uint8 [T, H, W, 3] with T >= 2, got {frames.dtype} {frames.shape}")
     return frames
+
+
+def _transitions(valid: np.ndarray) -> np.ndarray:
+    """[T-1] bool: both frames of transition t -> t+1 are valid."""
+    return valid[1:] & valid[:-1]
 
 
 def _eye_centre(lmk: np.ndarray, index: int | Sequence[int]) -> np.ndarray:
