@@ -264,10 +264,11 @@ def test_score_clip_gives_every_column_from_one_flow():
     assert set(only_pixels) == {"warp_error", "flicker", "temporal_flickering"}
 
 
-def test_columns_have_names_directions_and_labels():
+def test_columns_have_names_directions_labels_and_decimals():
     by_name = {c.name: c for c in TEMPORAL_COLUMNS}
     assert [n for n, c in by_name.items() if c.higher_is_better] == ["id_consistency", "temporal_flickering"]
     assert by_name["flicker"].arrow == "↓" and all(c.label for c in TEMPORAL_COLUMNS)
+    assert by_name["flicker"].decimals == 2 and by_name["id_drift"].decimals == 4
 
 
 def test_bad_inputs_get_clear_messages():

@@ -26,12 +26,12 @@ from swapbench import weights
 from swapbench.metrics.columns import Column
 
 TEMPORAL_COLUMNS = (
-    Column("id_drift", "ID drift", False),  # std over frames of the identity cosine to the source
-    Column("id_consistency", "ID f2f cos", True),  # mean cosine of consecutive frames' identity embeddings
-    Column("lmk_jitter", "Lmk jitter", False),  # fraction of the inter-ocular distance per frame
-    Column("warp_error", "Warp err", False),  # warping error of the swap clip (0-255)
-    Column("flicker", "Flicker", False),  # warping error of the swap minus that of the target (0-255)
-    Column("temporal_flickering", "VBench flick", True),  # VBench's score in [0, 1], 1 = no change
+    Column("id_drift", "ID drift", False, decimals=4),  # std over frames of the identity cosine to the source
+    Column("id_consistency", "ID f2f cos", True, decimals=4),  # mean cosine of consecutive frames' embeddings
+    Column("lmk_jitter", "Lmk jitter", False, decimals=4),  # fraction of the inter-ocular distance per frame
+    Column("warp_error", "Warp err", False, decimals=2),  # warping error of the swap clip (0-255)
+    Column("flicker", "Flicker", False, decimals=2),  # warping error of the swap minus that of the target (0-255)
+    Column("temporal_flickering", "VBench flick", True, decimals=4),  # VBench's score in [0, 1], 1 = no change
 )
 
 FLOW_METHODS = ("dis", "raft")
