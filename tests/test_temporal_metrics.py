@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import sys
+import types
 
 import numpy as np
 import pytest
 
+from swapbench import weights
 from swapbench.metrics import temporal
 from swapbench.metrics.temporal import (TEMPORAL_COLUMNS, flicker, identity_consistency, identity_drift,
                                         landmark_jitter, score_clip, target_flow, temporal_flickering,
@@ -290,3 +292,47 @@ def test_raft_without_torchvision_names_the_package(monkeypatch):
     with pytest.raises(ImportError, match="torchvision"):
         target_flow(np.zeros((2, 8, 8, 3), np.uint8), "raft")
     assert temporal.RAFT_LARGE.url.startswith("https://download.pytorch.org/")
+
+
+class FakeRAFT:
+    """Stands in for torchvision's raft_large where torchvision is absent (it is not a swapbench dependency),
+    to check the glue around it: the weights file, frame order, [-1, 1] input, padding to multiples of 8 and
+    the crop back. Its "flow" is (I0 - I1, I0) of the red channel, times a weight read from the file."""
+
+    def __new__(cls, weights=None):
+        import torch
+
+        class Net(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.scale = torch.nn.Parameter(torch.zeros(()))
+
+            def forward(self, image1, image2):
+                assert image1.shape[-2] % 8 == 0 and image1.shape[-1] % 8 == 0
+                flow = torch.cat([image1[:, :1] - image2[:, :1], image1[:, :1]], dim=1) * self.scale
+                return [flow * 0, flow]  # RAFT returns every refinement, the last one best
+
+        return Net()
+
+
+def test_raft_flow_glue_with_a_stand_in_for_torchvision(monkeypatch, tmp_path):
+    import torch
+
+    optical_flow = types.ModuleType("torchvision.models.optical_flow")
+    optical_flow.raft_large = FakeRAFT
+    monkeypatch.setitem(sys.modules, "torchvision", types.ModuleType("torchvision"))
+    monkeypatch.setitem(sys.modules, "torchvision.models", types.ModuleType("torchvision.models"))
+    monkeypatch.setitem(sys.modules, "torchvision.models.optical_flow", optical_flow)
+    monkeypatch.setattr(weights, "search_dirs", lambda weights_dir=None: [tmp_path])  # not the user's folders
+    clip = np.random.default_rng(6).integers(0, 256, (3, 13, 21, 3), dtype=np.uint8)  # sides not multiples of 8
+    with pytest.raises(weights.WeightsError, match="raft_large_C_T_SKHT_V2-ff5fadd5.pth.*download.pytorch.org"):
+        target_flow(clip, "raft", weights_dir=tmp_path)
+    torch.save({"wrong": torch.zeros(())}, tmp_path / temporal.RAFT_LARGE.filename)
+    with pytest.raises(weights.WeightsError, match="does not fit"):
+        target_flow(clip, "raft", weights_dir=tmp_path)
+    torch.save({"scale": torch.tensor(2.0)}, tmp_path / temporal.RAFT_LARGE.filename)
+    flow = target_flow(clip, "raft", weights_dir=tmp_path)
+    red = clip[..., 0].astype(np.float32) / 127.5 - 1
+    assert flow.shape == (2, 13, 21, 2) and flow.dtype == np.float32
+    np.testing.assert_allclose(flow[..., 0], 2 * (red[1:] - red[:-1]), atol=1e-5)  # I0 = frame t+1, I1 = frame t
+    np.testing.assert_allclose(flow[..., 1], 2 * red[1:], atol=1e-5)
