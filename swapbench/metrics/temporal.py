@@ -199,7 +199,7 @@ def _raft_flow(frames: np.ndarray, weights_dir) -> np.ndarray:
     model.eval()
     h, w = frames.shape[1:3]
     pad_h, pad_w = -h % 8, -w % 8  # RAFT needs sides divisible by 8
-    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    x = torch.tensor(frames).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # a copy: frames may be read-only
     x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
     with torch.inference_mode():  # model(I0, I1) gives I0(x) ~ I1(x + flow(x)), the last refinement last
         flows = [model(x[t + 1:t + 2], x[t:t + 1])[-1][0, :, :h, :w] for t in range(len(frames) - 1)]
