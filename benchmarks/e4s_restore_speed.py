@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -91,10 +92,20 @@ def main(argv=None) -> None:
             a, b = (a if isinstance(a, tuple) else (a,)), (b if isinstance(b, tuple) else (b,))
             print(f"{what}: max abs difference {max((x - y).abs().max().item() for x, y in zip(a, b)):.2e}")
     print(f"torch threads {torch.get_num_threads()}, input {args.size}x{args.size}")
-    print("| implementation | stage | median s | runs |")
-    print("|---|---|---|---|")
-    for (impl, what), t in timed_interleaved(fns, args.repeats, warmup=0).items():
-        print(f"| {impl} | {what} | {statistics.median(t):.2f} | {len(t)} |")
+    # process CPU time next to wall time: on a shared, loaded machine the wall time mostly measures the load
+    cpu = {}
+    timed = {k: (lambda fn=fn, k=k: cpu.setdefault(k, []).append(_cpu_seconds(fn))) for k, fn in fns.items()}
+    wall = timed_interleaved(timed, args.repeats, warmup=0)
+    print("| implementation | stage | median wall s | median CPU s | runs |")
+    print("|---|---|---|---|---|")
+    for impl, what in fns:
+        print(f"| {impl} | {what} | {statistics.median(wall[(impl, what)]):.2f} | {statistics.median(cpu[(impl, what)]):.2f} | {args.repeats} |")
+
+
+def _cpu_seconds(fn) -> float:
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
 
 
 if __name__ == "__main__":

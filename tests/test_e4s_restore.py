@@ -13,7 +13,8 @@ How tests/golden/e4s_restore.npz and e4s_restore_manifest.json were made (script
     four detections), and a 64x96 one for RetinaFace's raw outputs.
   - stored: SR (float subsampled and uint8), raw detector outputs, detections and landmarks, the first
     face's crop, inverse transform, GPEN output (float, and uint8 subsampled), ParseNet logits on the crop
-    and the paste mask of the restored face (subsampled), and the restored image D.
+    and the paste mask of the restored face (subsampled), the restored image D, and D (subsampled) from
+    the same detections with 80 px boxes (the small-face smoothing).
 
 Tolerances: with one torch thread (as the goldens were made) every stage equals the official one bit for
 bit. With more threads the convs sum in another order: GPEN's float output moves by ~1e-7, RetinaFace's
@@ -32,6 +33,7 @@ import numpy as np
 import pytest
 import torch
 
+from swapbench.methods.e4s import restore as restore_module
 from swapbench.methods.e4s.gpen import FullGenerator
 from swapbench.methods.e4s.parsenet import ParseNet
 from swapbench.methods.e4s.restore import (
@@ -152,6 +154,15 @@ def test_restored_image_matches_official(restorer, golden):
     assert out.shape == (192, 192, 3)
     _uint8_close(out, golden["restored"])
     assert np.abs(out.astype(int) - golden["sr"].astype(int)).max() > 10  # faces were pasted
+
+
+def test_small_faces_are_smoothed_as_official(restorer, golden, monkeypatch):
+    """The official detections with 80 px boxes: faces under 100 px are smoothed before the paste."""
+    small = golden["dets"].copy()
+    small[:, 2:4] = small[:, :2] + 80
+    monkeypatch.setattr(restore_module, "detect", lambda net, image: (small, golden["landms"]))
+    out = restorer(golden["input"])
+    _uint8_close(out[::2, ::2], golden["restored_small"])  # without the smoothing: 796 of 27,648 values differ
 
 
 def test_no_face_gives_the_super_resolved_image(restorer, golden):
