@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from swapbench.bench.store import Store
-from swapbench.metrics import COLUMNS, FAMILIES
+from swapbench.metrics import COLUMNS, FAMILIES, TEMPORAL_COLUMNS
 
+TEMPORAL = {c.name for c in TEMPORAL_COLUMNS}  # per clip of a video protocol
 SET_LEVEL = {c.name for f in FAMILIES.values() if f.compares_with == "reference" for c in f.columns}
 UNBIASED_AT_SMALL_N = {"kid", "kid_std"}  # set-level values that stay meaningful below fid.min_samples
 SMALL_VALUES = {"kid", "kid_std"}  # shown with more decimals
@@ -130,6 +131,8 @@ def _cell(row, common: bool = False) -> str:
     (bold when the column's best or not significantly different from it)."""
     col = COLUMNS.get(row["metric"])
     scale, fmt = (100.0, "{:.1f}") if col and col.percent else (1.0, "{:.5f}" if row["metric"] in SMALL_VALUES else "{:.3f}")
+    if col and col.decimals is not None:  # a column that says its own precision (e.g. the temporal ones)
+        fmt = f"{{:.{col.decimals}f}}"
     use_common = common and row["metric"] not in SET_LEVEL
     if use_common and pd.isna(row.get("value_common")):
         return "–"
@@ -275,6 +278,8 @@ def _short(row, common: bool) -> str:
         return "–"
     col = COLUMNS.get(row["metric"])
     value = value * (100.0 if col and col.percent else 1.0)
+    if col and col.decimals is not None and abs(value) < 100:
+        return f"{value:.{col.decimals}f}"
     if abs(value) >= 100:
         return f"{value:.0f}"
     if abs(value) >= 10 or (col and col.percent):
@@ -321,19 +326,21 @@ def _table(part, runs, order, metrics_order, n_pairs, common: bool) -> list[str]
 
 
 def _common_text(part, metrics_order, n_pairs) -> str:
-    """e.g. "ID cos, ID top-1 %: 70 of 72 pairs common to all 3 methods; Pose err (°): 71 of 72 …"."""
-    groups: dict[tuple[int, int], list[str]] = {}
+    """e.g. "ID cos, ID top-1 %: 70 of 72 pairs common to all 3 methods; Pose err (°): 71 of 72 …".
+    The temporal columns of a video protocol count clips, not pairs (frames)."""
+    groups: dict[tuple, list[str]] = {}
     for m in metrics_order:
         rows = part[(part["metric"] == m) & part["n_common"].notna()]
         if m in SET_LEVEL or rows.empty:
             continue
-        key = (int(rows["n_common"].iloc[0]), int(rows["n_methods_common"].iloc[0]))
+        unit, total = ("clips", int(rows["n"].iloc[0] + rows["n_failed"].iloc[0])) if m in TEMPORAL else ("pairs", n_pairs)
+        key = (int(rows["n_common"].iloc[0]), int(rows["n_methods_common"].iloc[0]), unit, total)
         groups.setdefault(key, []).append(COLUMNS[m].label if m in COLUMNS else m)
     if len(groups) == 1:
-        (n, k), _ = next(iter(groups.items()))
-        return f"on {n} of {n_pairs} pairs common to all {k} methods"
-    return "; ".join(f"{', '.join(labels)}: on {n} of {n_pairs} pairs common to all {k} methods"
-                     for (n, k), labels in groups.items())
+        (n, k, unit, total), _ = next(iter(groups.items()))
+        return f"on {n} of {total} {unit} common to all {k} methods"
+    return "; ".join(f"{', '.join(labels)}: on {n} of {total} {unit} common to all {k} methods"
+                     for (n, k, unit, total), labels in groups.items())
 
 
 def _sort_key(part, method):

@@ -19,6 +19,7 @@ from swapbench.metrics.gaze import GazeError
 from swapbench.metrics.identity import IdentityMetric
 from swapbench.metrics.pose import PoseError
 from swapbench.metrics.shape import ShapeError
+from swapbench.metrics.temporal import TEMPORAL_COLUMNS
 from swapbench.registry import Registry, UnknownName
 
 
@@ -45,6 +46,9 @@ FAMILIES = {f.name: f for f in (
 )}
 
 COLUMNS = {c.name: c for f in FAMILIES.values() for c in f.columns}
+# The temporal family of video protocols: per clip, scored by bench.clips from the swaps, the target crops
+# and the identity family's embeddings; it has no feature backend of its own.
+COLUMNS.update({c.name: c for c in TEMPORAL_COLUMNS})
 
 BACKENDS: Registry[type[FeatureBackend]] = Registry("metric backend", entry_point_group="swapbench.backends")
 for _name, _target in {

@@ -1,0 +1,122 @@
+"""`bench run` on a video protocol: every frame swapped through the engine, per-frame or per-clip noise,
+the temporal family per clip with intervals over clips, WebM clips, the markdown columns, resuming."""
+
+import sqlite3
+
+import av
+import numpy as np
+import pytest
+import torch
+from conftest import bench
+
+from swapbench.bench import config, engine
+from swapbench.bench.store import Store
+from swapbench.bench.engine import video_noise_keys
+from swapbench.bench.runinfo import run_id_for
+from swapbench.datasets import get_protocol, synthetic
+from swapbench.datasets.clips import folder_video_protocol
+from swapbench.leaderboard import tables
+from swapbench.methods.baselines import Classic
+
+FRAMES = 6
+SETTINGS = ["--set", "metrics={identity: dlib_resnet_v1}", "--set", f"video.frames={FRAMES}",
+            "--set", "engine.num_workers=1", "--set", "engine.bootstrap_resamples=200"]
+
+
+@pytest.fixture(scope="module")
+def video_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("video")
+    folder = synthetic.write_fixture(root / "clips")
+    store = root / "store.sqlite"
+    bench("run", "--protocol", f"folder_video:{folder}", "--method", "target", "--method", "classic",
+          *SETTINGS, store=store)
+    return folder, store
+
+
+def values(store, method, metric):
+    db = sqlite3.connect(store)
+    return dict(db.execute("SELECT pair_id, value FROM pair_values JOIN runs USING (run_id) "
+                           "WHERE method=? AND metric=? ORDER BY pair_id", (method, metric)).fetchall())
+
+
+def test_every_frame_is_swapped_and_each_clip_scored(video_run):
+    folder, store = video_run
+    db = sqlite3.connect(store)
+    for method in ("target", "classic"):
+        swapped = db.execute("SELECT count(*) FROM swaps JOIN runs USING (run_id) WHERE method=? AND ok",
+                             (method,)).fetchone()[0]
+        assert swapped == 2 * FRAMES  # 2 clips (two source photos) x FRAMES frames
+        clips = values(store, method, "lmk_jitter")
+        assert sorted(clips) == ["grace_hopper_astronaut", "grace_hopper_tom_hanks"]
+    # the target baseline returns the target: no jitter, no flicker beyond the target's own, no identity change
+    assert all(v == 0 for v in values(store, "target", "lmk_jitter").values())
+    assert all(abs(v) < 1e-9 for v in values(store, "target", "flicker").values())
+    # the classic swap pastes a still source face onto a moving head: it lags the target's motion
+    assert all(v > 0.002 for v in values(store, "classic", "lmk_jitter").values())
+    assert all(v > 0 for v in values(store, "classic", "id_drift").values())
+    flick = values(store, "classic", "temporal_flickering")
+    assert all(0 < v <= 1 for v in flick.values())
+
+
+def test_intervals_are_over_clips_and_the_markdown_has_the_temporal_columns(video_run, tmp_path):
+    folder, store = video_run
+    db = sqlite3.connect(store)
+    n, n_failed, lo, hi, value = db.execute(
+        "SELECT n, n_failed, ci_low, ci_high, value FROM aggregates JOIN runs USING (run_id) "
+        "WHERE method='classic' AND metric='lmk_jitter'").fetchone()
+    assert (n, n_failed) == (2, 0) and lo <= value <= hi
+    assert value == pytest.approx(np.mean(list(values(store, "classic", "lmk_jitter").values())))
+    tables.write(Store(store), tmp_path)  # what `bench leaderboard` writes
+    md = next(tmp_path.glob("folder_video-*.md")).read_text()
+    assert "on 2 of 2 clips common to all 2 methods" in md
+    for label in ("ID drift ↓", "ID f2f cos ↑", "Lmk jitter ↓", "Flicker ↓", "VBench flick ↑"):
+        assert label in md, label
+
+
+def test_clips_are_written_as_vp9_webm_side_by_side(video_run):
+    folder, store = video_run
+    clips = sorted(store.parent.glob("store.files/runs/*/clips/*.webm"))
+    assert len(clips) == 4  # 2 methods x 2 clips
+    with av.open(str(clips[0])) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "vp9"
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    assert len(frames) == FRAMES and frames[0].shape == (256, 3 * 256, 3)
+
+
+def test_a_second_run_reuses_the_complete_run(video_run):
+    folder, store = video_run
+    overrides = config.parse_set([s for s in SETTINGS if s != "--set"])
+    cfg = config.load(overrides={**overrides, "protocol": f"folder_video:{folder}", "methods": ["classic"],
+                                 "store": str(store)})
+    (result,) = engine.run(cfg)
+    assert result.reused and result.swapped == 2 * FRAMES
+
+
+def test_per_clip_noise_reuses_one_draw_per_clip_and_changes_the_run_id(tmp_path):
+    p = folder_video_protocol(synthetic.write_fixture(tmp_path, frames=4), frames=4)
+    cfg = config.load()
+    method = Classic()
+    frame_draws = [torch.randn(3, generator=method.pair_generator(pid)) for pid in p.clips["grace_hopper_astronaut"]]
+    assert not torch.equal(frame_draws[0], frame_draws[1])  # per frame: keyed by (seed, pair, frame)
+    ids = {}
+    for choice in ("per_frame", "per_clip"):
+        cfg["engine"]["video_noise"] = choice
+        method.noise_keys = video_noise_keys(p, cfg)
+        ids[choice] = run_id_for(cfg, p, method, {})
+    clip = p.clips["grace_hopper_astronaut"]
+    draws = [torch.randn(3, generator=method.pair_generator(pid)) for pid in clip]
+    assert all(torch.equal(d, draws[0]) for d in draws)
+    other = torch.randn(3, generator=method.pair_generator(p.clips["grace_hopper_tom_hanks"][0]))
+    assert not torch.equal(other, draws[0])  # another clip, another draw
+    assert ids["per_frame"] != ids["per_clip"]
+    # image protocols: the option changes nothing, and their run ids stay what they were
+    samples = get_protocol("samples")
+    assert video_noise_keys(samples, cfg) == {}
+    cfg["engine"]["video_noise"] = "per_frame"
+    a = run_id_for(cfg, samples, method, {})
+    cfg["engine"]["video_noise"] = "per_clip"
+    assert run_id_for(cfg, samples, method, {}) == a
+    cfg["engine"]["video_noise"] = "per_pixel"
+    with pytest.raises(ValueError, match="per_frame, per_clip"):
+        video_noise_keys(p, cfg)
