@@ -1,12 +1,15 @@
 """`bench run` on a video protocol: every frame swapped through the engine, per-frame or per-clip noise,
 the temporal family per clip with intervals over clips, WebM clips, the markdown columns, resuming."""
 
+import os
+import re
 import sqlite3
 
 import av
 import numpy as np
 import pytest
 import torch
+from browser import chromium_binaries, chromium_driver
 from conftest import bench
 
 from swapbench.bench import config, engine
@@ -15,7 +18,7 @@ from swapbench.bench.engine import video_noise_keys
 from swapbench.bench.runinfo import run_id_for
 from swapbench.datasets import get_protocol, synthetic
 from swapbench.datasets.clips import folder_video_protocol
-from swapbench.leaderboard import tables
+from swapbench.leaderboard import report, tables
 from swapbench.methods.baselines import Classic
 
 FRAMES = 6
@@ -120,3 +123,55 @@ def test_per_clip_noise_reuses_one_draw_per_clip_and_changes_the_run_id(tmp_path
     cfg["engine"]["video_noise"] = "per_pixel"
     with pytest.raises(ValueError, match="per_frame, per_clip"):
         video_noise_keys(p, cfg)
+
+
+needs_browser = pytest.mark.skipif(chromium_binaries() is None and os.environ.get("SWAPBENCH_REQUIRE_BROWSER") != "1",
+                                   reason="no chromium/chromedriver (apt-get install chromium chromium-driver)")
+
+
+@pytest.fixture(scope="module")
+def video_site(video_run, tmp_path_factory):
+    folder, store = video_run
+    out = tmp_path_factory.mktemp("site")
+    pages = report.write(Store(store), out)
+    return out, pages
+
+
+def test_report_has_a_clip_page_per_video_protocol(video_site):
+    out, pages = video_site
+    (page,) = [p for p in pages if p.name.endswith("_video.html")]
+    html = page.read_text()
+    assert html.count("<video ") == 2 * 6 * 2  # 2 methods x 6 temporal metrics x (best, worst) of 2 clips
+    for src in set(re.findall(r'<video src="([^"]+)"', html)):
+        assert (out / src).is_file() and src.endswith(".webm")
+    board = (out / (page.name.removesuffix("_video.html") + ".html")).read_text()
+    assert f'href="{page.name}"' in board
+    # the method pages' galleries keep to per-frame metrics: no clip id is read as a pair
+    assert "grace_hopper_astronaut.jpg" not in "".join(p.read_text() for p in pages)
+
+
+@needs_browser
+def test_browser_plays_a_clip(video_site):
+    out, pages = video_site
+    page = next(p for p in pages if p.name.endswith("_video.html"))
+    driver = chromium_driver(width=1400, height=1000)
+    try:
+        driver.get(page.as_uri())
+        state = driver.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            const v = document.querySelector('video');
+            const watch = (first, t0) => {  // until currentTime moves on from its value after play(), or 8 s
+                if (v.currentTime > first || Date.now() - t0 > 8000) done(
+                    {ready: v.readyState, width: v.videoWidth, first: first, time: v.currentTime,
+                     paused: v.paused, error: v.error && v.error.code});
+                else setTimeout(() => watch(first, t0), 50);
+            };
+            const start = () => v.play().then(() => watch(v.currentTime, Date.now()), e => done({error: String(e)}));
+            if (v.readyState >= 1) start(); else { v.addEventListener('loadedmetadata', start); v.load(); }
+        """)
+        assert state.get("error") is None, state
+        assert state["width"] == 3 * 256 and state["ready"] >= 2 and not state["paused"]
+        assert state["time"] > state["first"], state  # currentTime advances while it plays
+        assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    finally:
+        driver.quit()
