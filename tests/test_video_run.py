@@ -6,6 +6,7 @@ import re
 import sqlite3
 
 import av
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -18,6 +19,7 @@ from swapbench.bench.engine import video_noise_keys
 from swapbench.bench.runinfo import run_id_for
 from swapbench.datasets import get_protocol, synthetic
 from swapbench.datasets.clips import folder_video_protocol
+from swapbench.faces import templates
 from swapbench.leaderboard import report, tables
 from swapbench.methods.baselines import Classic
 
@@ -175,3 +177,29 @@ def test_browser_plays_a_clip(video_site):
         assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     finally:
         driver.quit()
+
+
+def test_face_smooth_steadies_the_crops_of_a_clip(tmp_path):
+    from swapbench.bench.clips import smooth_crops
+    from swapbench.bench.layout import face_key
+    from swapbench.bench.prepare import prepare
+
+    p = folder_video_protocol(synthetic.write_fixture(tmp_path / "clip", frames=12), frames=12)
+    store = Store(tmp_path / "s.sqlite")
+    crops = prepare(p, ["ffhq_256"], store)
+    smoothed = smooth_crops(p, crops, ["ffhq_256"], store, 5, face_key)
+    keys = [pair.target for pair in [x for x in p.pairs if x.pair_id in p.clips["grace_hopper_astronaut"]]]
+
+    def shake(c):  # frame-to-frame acceleration of the crop's translation: what smoothing removes
+        shifts = np.stack([c[k, "ffhq_256"].matrix[:, 2] for k in keys])
+        return np.abs(np.diff(shifts, n=2, axis=0)).mean()
+
+    assert shake(smoothed) < shake(crops)
+    k = keys[3]
+    assert smoothed[k, "ffhq_256"].path != crops[k, "ffhq_256"].path and "~smooth5" in str(smoothed[k, "ffhq_256"].path)
+    # each frame keeps its own detected landmarks, mapped into the new crop
+    back = cv2.invertAffineTransform(smoothed[k, "ffhq_256"].matrix)
+    detected = cv2.invertAffineTransform(crops[k, "ffhq_256"].matrix)
+    assert np.allclose(templates.apply_transform(back, smoothed[k, "ffhq_256"].landmarks),
+                       templates.apply_transform(detected, crops[k, "ffhq_256"].landmarks), atol=0.01)
+    assert smoothed["astronaut", "ffhq_256"] is crops["astronaut", "ffhq_256"]  # sources stay

@@ -136,3 +136,45 @@ def write_clip_videos(run_id, protocol, swaps, crops, store, cfg) -> list:
                                 _read(layout.swap_path(store.files, run_id, p.pair_id))], axis=1) for p in frames)
         written.append(write_video(path, rows, protocol.fps or 25, codec="libvpx-vp9", options=VP9_OPTIONS))
     return written
+
+
+def smooth_crops(protocol, crops: dict, conventions, store, window: int, face_key_of) -> dict:
+    """face.smooth: the target frames of every clip re-cropped from landmarks averaged over `window`
+    frames (centred; fewer at the clip's ends and around frames without a face), so detector noise does
+    not shake the crop from frame to frame. Each frame's detected landmarks are kept (mapped into the new
+    crop), only the alignment is smoothed. Crops are filed under the face key + "~smooth<window>"; source
+    crops and conventions cut from the detector's box (no landmarks to smooth) stay as they are.
+    face_key_of(convention): the run's face key of a convention. Returns the updated crops."""
+    from swapbench.bench.prepare import Crop, save_png
+    from swapbench.datasets.images import load_image, pixel_sha
+    from swapbench.faces import templates, warp
+
+    half = window // 2
+    out = dict(crops)
+    done: set = set()
+    for clip in protocol.clips:
+        keys = [p.target for p in clip_frames(protocol, clip)]
+        for conv in conventions:
+            template, size = templates.parse_convention(conv)
+            if template == "box" or all((k, conv) in done for k in keys):
+                continue
+            points = [cv2.invertAffineTransform(crops[k, conv].matrix.astype(np.float64)) if crops[k, conv].ok else None
+                      for k in keys]
+            points = [None if m is None else templates.apply_transform(m, crops[k, conv].landmarks)
+                      for k, m in zip(keys, points)]
+            for t, key in enumerate(keys):
+                if points[t] is None or (key, conv) in done:
+                    continue
+                near = [p for p in points[max(0, t - half):t + half + 1] if p is not None]
+                matrix = templates.estimate_transform(conv, np.mean(near, axis=0))
+                crop = warp.align_image(load_image(protocol.location(key)), matrix, size)
+                sha = pixel_sha(crop)
+                path = layout.crop_path(store.files, f"{face_key_of(conv)}~smooth{window}", sha)
+                if not path.is_file():
+                    save_png(crop, path)
+                old = crops[key, conv]
+                landmarks = np.round(templates.apply_transform(matrix, points[t]), 3).astype(np.float32)
+                out[key, conv] = Crop(True, f"{old.reason}; landmarks smoothed over {window} frames", path, sha,
+                                      landmarks, matrix, old.image_sha)
+                done.add((key, conv))
+    return out

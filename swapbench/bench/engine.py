@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from swapbench import methods, metrics, weights
 from swapbench.bench import layout
-from swapbench.bench.clips import write_clip_videos
+from swapbench.bench.clips import smooth_crops, write_clip_videos
 from swapbench.bench.prepare import default_workers, prepare
 from swapbench.bench.progress import Reporter
 from swapbench.bench.runinfo import data_fingerprint, provenance, run_id_for
@@ -93,6 +93,10 @@ def run(cfg: dict, reporter: Reporter | None = None) -> list[MethodRun]:
     with reporter.stage("faces", len(protocol.images), f"{detector.name}, {', '.join(conventions)}") as stage:
         crops = prepare(protocol, conventions, store, cfg["face"]["multi_face"], stage,
                         workers=face_workers(cfg, len(protocol.images)), **face_args)
+    smooth = int(cfg["face"].get("smooth") or 0)
+    if smooth > 1 and protocol.clips is not None:
+        crops = smooth_crops(protocol, crops, conventions, store, smooth,
+                             lambda c: layout.face_key(c, detector.name, cfg["face"]["multi_face"]))
     # A method's extra input images (e.g. precomputed swaps) are prepared exactly like the protocol's
     # images and fed in place of the source crop, in the source's convention.
     inputs = {}
