@@ -203,3 +203,23 @@ def test_face_smooth_steadies_the_crops_of_a_clip(tmp_path):
     assert np.allclose(templates.apply_transform(back, smoothed[k, "ffhq_256"].landmarks),
                        templates.apply_transform(detected, crops[k, "ffhq_256"].landmarks), atol=0.01)
     assert smoothed["astronaut", "ffhq_256"] is crops["astronaut", "ffhq_256"]  # sources stay
+
+
+def test_a_clip_with_a_faceless_frame_is_a_recorded_failure_not_a_crash(tmp_path):
+    from swapbench.datasets.video import write_video
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    frames = synthetic.clip_frames(4)
+    frames[2] = np.full_like(frames[2], 128)  # a grey frame: no face to find
+    write_video(folder / "grace_hopper.mkv", frames, 25, codec="ffv1")
+    (folder / "astronaut.png").write_bytes((synthetic.write_fixture(tmp_path / "full", frames=2) / "astronaut.png").read_bytes())
+    overrides = config.parse_set([s for s in SETTINGS if s != "--set"])
+    cfg = config.load(overrides={**overrides, "protocol": f"folder_video:{folder}", "methods": ["target"],
+                                 "store": str(tmp_path / "s.sqlite"), "video": {"frames": 4}})
+    (result,) = engine.run(cfg)
+    assert result.swapped == 3 and result.failed == 1
+    reasons = {(f.pair_id, f.stage): f.reason for f in result.failures}
+    assert "no face" in reasons["grace_hopper_frame2__astronaut", "face"].lower()
+    assert "grace_hopper_frame2" in reasons["grace_hopper_astronaut", "temporal"]
+    assert values(tmp_path / "s.sqlite", "target", "lmk_jitter") == {}
