@@ -6,7 +6,8 @@
 cost: the synthetic clip (swapbench.datasets.synthetic, `--frames` frames) swapped by the `classic` baseline
 with the identity family (dlib_resnet_v1), once as a `folder_video:` clip and once as `--frames` single
 pairs of a `csv:` protocol over the same frames saved as PNG (same source photo, same pixels), each in a
-fresh store and a fresh `bench run` process, the two interleaved `--repeats` times. Prints the stored
+fresh store and a fresh `bench run` process, the two interleaved `--repeats` times (alternating which
+goes first). Prints the stored
 stage timings per frame; the clip's extra work (the temporal family, the WebM) is listed apart.
 
 memory: one target clip with 1, 2, 4, ... source photographs (that many clips), each size in a fresh
@@ -84,7 +85,8 @@ def cost(frames: int, repeats: int) -> None:
         pairs = frame_pairs(root, clip, frames)
         runs = {"clip": [], "pairs": []}
         for r in range(repeats):
-            for name, protocol in (("clip", f"folder_video:{clip}"), ("pairs", f"csv:{pairs}")):
+            order = (("clip", f"folder_video:{clip}"), ("pairs", f"csv:{pairs}"))
+            for name, protocol in order[::1 if r % 2 == 0 else -1]:  # alternate which goes first
                 timings, rss = bench_run(["--protocol", protocol, "--set", f"video.frames={frames}"]
                                          if name == "clip" else ["--protocol", protocol], root / f"{name}{r}.sqlite")
                 runs[name].append(timings)
