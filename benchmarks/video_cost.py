@@ -2,6 +2,7 @@
 
     python benchmarks/video_cost.py cost [--frames 32] [--repeats 2]
     python benchmarks/video_cost.py memory [--clips 1 2 4] [--frames 8]
+    python benchmarks/video_cost.py decode [--frames 32] [--gop 250]
 
 cost: the synthetic clip (swapbench.datasets.synthetic, `--frames` frames) swapped by the `classic` baseline
 with the identity family (dlib_resnet_v1), once as a `folder_video:` clip and once as `--frames` single
@@ -12,6 +13,9 @@ stage timings per frame; the clip's extra work (the temporal family, the WebM) i
 
 memory: one target clip with 1, 2, 4, ... source photographs (that many clips), each size in a fresh
 `bench run` process; its peak resident memory from the child's rusage.
+decode: the first `--frames` frames of an H.264 video (720x576, key frame every `--gop` frames like FF++'s
+c23 encodes) read one by one with `video.read_frame`, with the open decoder (as a run reads a clip) and with
+a fresh seek for every frame (as before clips existed); interleaved, 3 times each.
 `uptime`'s load average is printed with every figure: on a shared machine compare rows of one run only.
 """
 
@@ -114,6 +118,37 @@ def memory(clips: list[int], frames: int) -> None:
             print(f"| {k} | {k * frames} | {rss:.0f} | {load()} |", flush=True)
 
 
+def decode(frames: int, gop: int) -> None:
+    import time
+
+    import av
+
+    from swapbench.datasets import synthetic, video
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "v.mp4"
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("libx264", rate=25)
+            stream.width, stream.height, stream.pix_fmt = 720, 576, "yuv420p"
+            stream.options = {"g": str(gop), "crf": "23", "preset": "veryfast"}
+            for f in synthetic.clip_frames(frames + 8):
+                img = np.asarray(Image.fromarray(f).resize((720, 576)))
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+            container.mux(stream.encode())
+        times = {"open decoder": [], "seek per frame": []}
+        for _ in range(3):
+            for name in times:
+                video._OPEN = None
+                t0 = time.perf_counter()
+                for i in range(frames):
+                    if name == "seek per frame":
+                        video._OPEN = None  # forget the decoder: every frame seeks to the key frame again
+                    video.read_frame(path, index=i)
+                times[name].append(time.perf_counter() - t0)
+        for name, ts in times.items():
+            print(f"{name}: {min(ts) / frames * 1000:.1f} ms/frame (fastest of 3); {load()}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -123,8 +158,16 @@ def main() -> None:
     m = sub.add_parser("memory")
     m.add_argument("--clips", type=int, nargs="+", default=[1, 2, 4])
     m.add_argument("--frames", type=int, default=8)
+    d = sub.add_parser("decode")
+    d.add_argument("--frames", type=int, default=32)
+    d.add_argument("--gop", type=int, default=250)
     args = ap.parse_args()
-    cost(args.frames, args.repeats) if args.what == "cost" else memory(args.clips, args.frames)
+    if args.what == "cost":
+        cost(args.frames, args.repeats)
+    elif args.what == "memory":
+        memory(args.clips, args.frames)
+    else:
+        decode(args.frames, args.gop)
 
 
 if __name__ == "__main__":
