@@ -85,6 +85,7 @@ def test_clip_preprocessing_matches_cmmd_code(tmp_path):
                            image_size=336, patch_size=14, projection_dim=24)
     CLIPVisionModelWithProjection(cfg).save_pretrained(tmp_path / CLIP_L14_336.filename)
     backend = build_backend("clip_vitl14_336", weights_dir=tmp_path)
+    assert backend.feature_name == "clip_vitl14_336/cmmd"  # stored apart from features of another preprocessing
     crops = sample_crops()
     square = to_tensor(*(crops[str(n)] for n in golden["names"]))
     for tag, images in (("square", square), ("cut", square[:1, :, :, 28:228])):  # 256 x 200: the centred square

@@ -86,6 +86,7 @@ def test_matches_dgm_eval_on_the_hub_network(tmp_path):
     model.load_state_dict(hub_weights(model))
     model.save_pretrained(tmp_path / DINOV2_LARGE.filename)
     backend = DINOv2Features({DINOV2_LARGE.name: tmp_path / DINOV2_LARGE.filename})
+    assert backend.feature_name == "dinov2_vitl14/dgm_eval"  # stored apart from features of another preprocessing
     images = to_tensor(*(sample_crops()[str(n)] for n in golden["names"]))
     x = backend.preprocess(images)
     resized = (x[1] * torch.tensor(IMAGENET_STD).view(3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) * 255

@@ -25,6 +25,7 @@ def test_every_set_level_column_has_a_dinov2_column():
         assert variant.name != c.name and "DINOv2" in variant.label and "FID" not in variant.label
         assert variant.higher_is_better == c.higher_is_better
         assert shown_as(c.name, "fid_helper_inception/clean") == c.name  # Inception keeps FID
+        assert shown_as(c.name, "dinov2_vitl14/dgm_eval") == variant.name  # the stored name carries its input rule
     assert COLUMNS[shown_as("fid", "dinov2_vitl14")].label == "FD-DINOv2"
     assert shown_as("pose_error", "dinov2_vitl14") == "pose_error"
 

@@ -50,6 +50,10 @@ class CLIPEmbeddings(FeatureBackend):
         self.dim = model.config.projection_dim
         self.module = model.eval().to(self.device)
 
+    @property
+    def feature_name(self) -> str:
+        return f"{self.name}/cmmd"  # features of the earlier float resize are not reused
+
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """[B, 3, H, W] in [0, 1] -> the network's pixel_values [B, 3, size, size], as CMMD's code makes them."""
         x = pil_bicubic_uint8(images, self.size, center_crop=True)

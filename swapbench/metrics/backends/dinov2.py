@@ -76,6 +76,10 @@ class DINOv2Features(FeatureBackend):
         hub_position_embeddings(model, DINOV2_SIZE)
         self.module = model.eval().to(self.device)
 
+    @property
+    def feature_name(self) -> str:
+        return f"{self.name}/dgm_eval"  # features and reference statistics of the earlier float resize are not reused
+
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """[B, 3, H, W] in [0, 1] -> the network's pixel_values [B, 3, 224, 224], as dgm-eval makes them."""
         return imagenet_normalize(pil_bicubic_uint8(images, DINOV2_SIZE))
