@@ -3,7 +3,7 @@
 
 import re
 
-from synthetic_store import PAIRS, add_run, pairs
+from synthetic_store import CONFIG, PAIRS, add_run, pairs
 from test_tables_markdown import assert_valid_tables
 
 from swapbench.bench.store import Store
@@ -73,3 +73,17 @@ def test_html_leaderboard_headers(tmp_path):
     text = page.read_text(encoding="utf-8")
     assert "<button type=\"button\">FD-DINOv2 ↓</button>" in text and "KD-DINOv2 ↓" in text
     assert "<button type=\"button\">FID ↓</button>" not in text and "81.250" in text
+
+
+def test_prd_curves_say_their_features(tmp_path, monkeypatch):
+    store = Store(tmp_path / "s.sqlite")
+    for method, backend in (("classic", "dinov2_vitl14/dgm_eval"), ("target", "fid_helper_inception/clean")):
+        store.start_run(f"run-{method}", "synthetic", "hash0", method, True, CONFIG,
+                        {"protocol": {"pairs": PAIRS}, "git_revision": "t"})
+        store.put_results(f"run-{method}", [], [("prd_f8", 0.5, None, None, PAIRS, 0, backend)],
+                          {"prd": ([0.9, 0.5], [0.1, 0.6])})
+        store.finish_run(f"run-{method}")
+    drawn = {}
+    monkeypatch.setattr("swapbench.leaderboard.prd_plot.plot_prd", lambda curves, path, **kw: drawn.update(curves) or path)
+    tables._prd_plot(store, tables.collect(store), tmp_path / "prd.png")
+    assert set(drawn) == {"classic (dinov2_vitl14/dgm_eval)", "target"}

@@ -390,8 +390,9 @@ def _prd_plot(store: Store, part, path: Path, fmt: str = "png") -> Path | None:
     curves = {}
     for method, run_id in part.drop_duplicates("method")[["method", "run_id"]].itertuples(index=False):
         prd = store.curves(run_id).get("prd")
-        if prd:
-            curves[method] = tuple(prd)
+        if prd:  # a curve on other features than Inception's is labelled with its backend, like its columns
+            backend = store.aggregates(run_id).get("prd_f8", {}).get("backend") or ""
+            curves[method if shown_as("prd_f8", backend) == "prd_f8" else f"{method} ({backend})"] = tuple(prd)
     if not curves:
         return None
     return plot_prd(curves, path, title="PRD vs the real faces", fmt=fmt)
