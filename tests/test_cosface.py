@@ -124,7 +124,8 @@ def test_vggface2_theta_rule_matches_faceswappingallinone(tmp_path):
     run as is (CPU) on the two 256 sample crops in [-1, 1] (ToTensor + Normalize(0.5) written with numpy), with
     random_weights.py's weights in the file it loads; it keeps the network input of the first crop (float16)."""
     golden = np.load(Path(__file__).parent / "golden" / "cosface_theta.npz")
-    backend = CosFaceSphere20VGGFace2(write(tmp_path, VGGFACE2_WEIGHTS, "vggface2"), input_rule="theta")
+    files = write(tmp_path, VGGFACE2_WEIGHTS, "vggface2")
+    backend = CosFaceSphere20VGGFace2(files, input_rule="theta")
     assert backend.feature_name == "cosface_sphere20_vggface2/theta"
     x = to_tensor(*(sample_crops()[str(n)] for n in golden["names"]))
     crops, ok, _ = backend.crops(x)
@@ -140,7 +141,7 @@ def test_vggface2_theta_rule_matches_faceswappingallinone(tmp_path):
     np.testing.assert_allclose(feats.values.numpy(), torch.nn.functional.normalize(
         torch.from_numpy(golden["theta_feature"])).numpy(), rtol=0, atol=1e-6)
     # a different input than ReliableSwap's plain resize: the test can tell the rules apart
-    resized = CosFaceSphere20VGGFace2(write(tmp_path, VGGFACE2_WEIGHTS, "vggface2"), input_rule="resize")
+    resized = CosFaceSphere20VGGFace2(files, input_rule="resize")
     assert (resized.extract(x).values - feats.values).abs().max() > 1e-2
 
 
