@@ -132,3 +132,17 @@ def test_missing_folder_stops_before_any_work(tmp_path):
     with pytest.raises(WeightsError) as err:
         build_backend("dinov2_vitl14", weights_dir=tmp_path)
     assert DINOV2_LARGE.filename in str(err.value)
+
+
+def test_full_size_position_table_on_meta():
+    """facebook/dinov2-large's configuration (518 px, patch 14: a 37 x 37 table) gets the 16 x 16 table of 224."""
+    from transformers import Dinov2Config, Dinov2Model
+
+    from swapbench.metrics.backends.dinov2 import hub_position_embeddings
+
+    with torch.device("meta"):
+        model = Dinov2Model(Dinov2Config(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                                         patch_size=14, image_size=518, layerscale_value=1.0))
+    assert tuple(model.embeddings.position_embeddings.shape) == (1, 1 + 37 * 37, 1024)
+    hub_position_embeddings(model, 224)
+    assert tuple(model.embeddings.position_embeddings.shape) == (1, 1 + 16 * 16, 1024)

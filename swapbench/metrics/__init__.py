@@ -109,5 +109,5 @@ def make_metric(family: str, **context):
     return FAMILIES[family].metric(**context)
 
 
-__all__ = ["FAMILIES", "COLUMNS", "COLUMN_VARIANTS", "VARIANT_OF", "shown_as", "BACKENDS", "Column", "Features", "backend_class", "all_backends", "build_backend",
-           "make_metric"]
+__all__ = ["FAMILIES", "COLUMNS", "COLUMN_VARIANTS", "VARIANT_OF", "shown_as", "BACKENDS", "Column", "Features",
+           "backend_class", "all_backends", "build_backend", "make_metric"]

@@ -9,10 +9,12 @@ through transformers (`Dinov2Model`, whose `pooler_output` is that normed CLS to
 folder (a snapshot of facebook/dinov2-large). One difference is removed here: the hub model resamples its
 37 x 37 position embeddings to the 16 x 16 grid of a 224 input with scale factor (16 + 0.1) / 37 (its
 `interpolate_offset`, bicubic, no antialias), transformers with output size 16, which samples other
-positions; the backend resamples them once the hub's way at load time (`hub_position_embeddings`). The backend belongs
-to the set-level family, so a run that names it (`metrics: {inception: dinov2_vitl14}`) gets FID, KID,
-PRD and precision/recall on DINOv2 features, recorded under the backend's name, with the reference
-statistics cached per backend like Inception's.
+positions; the backend resamples them once the hub's way at load time (`hub_position_embeddings`).
+
+The backend belongs to the set-level family, so a run that names it (`metrics: {inception: dinov2_vitl14}`)
+gets the family's Fréchet distance, KID, PRD and precision/recall on DINOv2 features, stored under
+`dinov2_vitl14/dgm_eval` with the reference statistics cached like Inception's; the leaderboards show them
+as FD-DINOv2, FD∞-DINOv2, KD-DINOv2 and PRD / P / R (DINOv2), never in FID's columns.
 """
 
 from __future__ import annotations
