@@ -191,6 +191,15 @@ def test_bad_checkpoints_are_named_with_their_url(checkpoint):
     assert FACEVID2VID_WEIGHTS.manual and "issue 39" in FACEVID2VID_WEIGHTS.note
 
 
-def test_missing_file_says_where_to_get_it(tmp_path):
+def test_loads_the_training_checkpoint_file(tmp_path, checkpoint, model):
+    # the official file is a training checkpoint: the three networks beside the discriminator, the
+    # optimizers and the epoch; it opens with weights_only and only the three networks are read
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))])
+    path = tmp_path / FACEVID2VID_WEIGHTS.filename
+    torch.save({**checkpoint, "discriminator": {"w": torch.zeros(1)}, "optimizer_generator": opt.state_dict(),
+                "epoch": 189}, path)
+    loaded = Reenactor.from_checkpoint(path, TINY)
+    for a, b in zip(loaded.state_dict().values(), model.state_dict().values()):
+        assert torch.equal(a, b)
     with pytest.raises(WeightsError, match="mediafire"):
-        Reenactor.from_checkpoint(tmp_path / "00000189-checkpoint.pth.tar")
+        Reenactor.from_checkpoint(tmp_path / "missing.pth.tar")
