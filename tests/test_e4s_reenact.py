@@ -35,7 +35,7 @@ from e4s_reenact_inputs import SEED, TINY, digest, face_crops_1024
 from swapbench.methods.e4s.facevid2vid_random import random_checkpoint
 from swapbench.methods.e4s.reenact import (FACEVID2VID_WEIGHTS, MODULES, Reenactor, build_networks, checkpoint_layout,
                                            fold_spectral_norm, head_pose_degrees, resize_like_skimage, rotation_matrix,
-                                           to_uint8)
+                                           to_uint8, transform_keypoints)
 from swapbench.weights import WeightsError
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -129,8 +129,6 @@ def test_parity_with_the_official_modules(model, resized, gold):
             degrees = torch.stack([head_pose_degrees(he[a]) for a in ("yaw", "pitch", "roll")], dim=1)
             errs[f"degrees_{which}"] = _err(degrees, gold[f"degrees_{which}"]) / 100  # relative: up to 99 degrees
             errs[f"rot_{which}"] = _err(rotation_matrix(*degrees.T), gold[f"rot_{which}"])
-        from swapbench.methods.e4s.reenact import transform_keypoints
-
         errs["kp_source"] = _err(transform_keypoints(kp_c, he_s), gold["kp_source"])
         errs["kp_driving"] = _err(transform_keypoints(kp_c, he_d), gold["kp_driving"])
         frame = model(source, driving)

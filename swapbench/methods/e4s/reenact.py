@@ -25,17 +25,18 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
+from skimage.transform import resize
 from torch import nn
 
 from swapbench.methods.e4s.facevid2vid_nets import (VOX_256, FaceVid2VidConfig, HEEstimator, KPDetector,
                                                      OcclusionAwareSPADEGenerator)
-from swapbench.weights import WeightFile, WeightsError, state_dict_problems
+from swapbench.weights import WeightFile, WeightsError, load, state_dict_problems
 
 FACEVID2VID_WEIGHTS = WeightFile(
     name="e4s/facevid2vid_vox256", filename="00000189-checkpoint.pth.tar", format="state_dict",
     url="https://www.mediafire.com/folder/fcvtkn21j57bb/TalkingHead_Update",
-    licence=("zhanglonghao1992/One-Shot_Free-View_Neural_Talking_Head_Synthesis (no licence file); "
-             "trained on VoxCeleb (research use); used by e4s2022/e4s (MIT)"),
+    licence=("none stated: zhanglonghao1992/One-Shot_Free-View_Neural_Talking_Head_Synthesis has no licence "
+             "file; trained on VoxCeleb; distributed by e4s2022/e4s (MIT code)"),
     manual=True,
     note=("the FaceVid2Vid 'Vox-256-New' checkpoint E4S uses (INSTALLATION.md); the official mediafire link is "
           "dead (e4s2022/e4s issue 39) and no checksum was ever published. Obtain a copy of "
@@ -140,8 +141,6 @@ class Reenactor(nn.Module):
         'generator', 'kp_detector' and 'he_estimator' entries, each strictly, the generator's
         spectral-norm weights folded. WeightsError names the file and its URL when it does not fit."""
         if not isinstance(checkpoint, Mapping):
-            from swapbench.weights import load
-
             checkpoint = load(FACEVID2VID_WEIGHTS, checkpoint)
         with torch.device("meta"):
             model = cls(config)
@@ -157,7 +156,8 @@ class Reenactor(nn.Module):
             layout = {k: torch.empty(s, device="meta") for k, s in checkpoint_layout(name, module).items()}
             problems = state_dict_problems(layout, checkpoint[name], finite=True)
             if problems:
-                raise WeightsError(f"{what}: its {name!r} does not fit FaceVid2Vid ({config_name(config)}): "
+                widths = "vox-256" if config == VOX_256 else "reduced widths"
+                raise WeightsError(f"{what}: its {name!r} does not fit FaceVid2Vid ({widths}): "
                                    f"{'; '.join(problems)}. See {FACEVID2VID_WEIGHTS.url}")
             state = checkpoint[name]
             if name == "generator":
@@ -189,15 +189,9 @@ class Reenactor(nn.Module):
         return super().train(False)  # inference only: BatchNorm always on its running statistics
 
 
-def config_name(config: FaceVid2VidConfig) -> str:
-    return "vox-256" if config == VOX_256 else "reduced widths"
-
-
 def resize_like_skimage(image: np.ndarray, size: int = 256) -> np.ndarray:
     """`skimage.transform.resize(image / 255.0, (size, size))` as the official code calls it: bilinear,
     Gaussian anti-aliasing with sigma (factor - 1) / 2, 'reflect' border; float64 in [0, 1]."""
-    from skimage.transform import resize
-
     return resize(np.asarray(image) / 255.0, (size, size))
 
 
