@@ -13,7 +13,8 @@ CPU, batch 1 per pair as the official pipeline: random_checkpoint(TINY, SEED) lo
 face_crops_1024() resized with the official `resize(np.array(im) / 255.0, (256, 256))`; pair 0 drives the
 astronaut with grace_hopper, pair 1 the reverse; `driven_demo.make_animation(..., cpu=True)` for the
 frame, and the same calls one by one (kp_detector, he_estimator, headpose_pred_to_degree,
-get_rotation_matrix, keypoint_transformation, generator) for the intermediates; `(pred * 255).astype(uint8)`.
+get_rotation_matrix, keypoint_transformation, generator) for the intermediates; `(pred * 255).astype(uint8)`;
+and the official AntiAliasInterpolation2d(3, 0.25) kernel (vox-256's keypoint-detector downsampling).
 
 Tolerance: 1e-4 max abs error (fp32 deterministic networks; the port runs both pairs in one batch, and
 some ops in another order: grouped conv with stride for the anti-aliasing, matmul for the soft-argmax).
@@ -32,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from e4s_reenact_inputs import SEED, TINY, digest, face_crops_1024
 
+from swapbench.methods.e4s.facevid2vid_nets import VOX_256, AntiAliasDownsample
 from swapbench.methods.e4s.facevid2vid_random import random_checkpoint
 from swapbench.methods.e4s.reenact import (FACEVID2VID_WEIGHTS, MODULES, Reenactor, build_networks, checkpoint_layout,
                                            fold_spectral_norm, head_pose_degrees, resize_like_skimage, rotation_matrix,
@@ -164,6 +166,12 @@ def test_the_official_stage_on_uint8_crops(model, crops, gold):
     assert diff.max() <= 1 and (diff == 0).mean() > 0.99
     # truncation, not rounding
     assert to_uint8(torch.tensor([0.0, 0.9999, 254.9 / 255, 1.0])).tolist() == [0, 254, 254, 255]
+
+
+def test_antialiasing_kernel_is_the_official_one(gold):
+    # the checkpoint stores it; random checkpoints take the port's, which must be the official one
+    kernel = AntiAliasDownsample(3, VOX_256.kp_scale_factor).weight
+    assert kernel.shape == (3, 1, 13, 13) and torch.equal(kernel[1, 0], torch.from_numpy(gold["antialias_kernel"]))
 
 
 def test_resize_like_skimage_antialiases_as_the_official_call(gold):
