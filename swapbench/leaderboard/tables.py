@@ -18,12 +18,18 @@ import numpy as np
 import pandas as pd
 
 from swapbench.bench.store import Store
-from swapbench.metrics import COLUMNS, FAMILIES, TEMPORAL_COLUMNS
+from swapbench.metrics import COLUMNS, FAMILIES, TEMPORAL_COLUMNS, VARIANT_OF, shown_as
+
+
+def _with_variants(names: set[str]) -> set[str]:
+    """Column names with their variants on other features (fid -> fd_dinov2, ...): the same kind of value."""
+    return names | {v for v, m in VARIANT_OF.items() if m in names}
+
 
 TEMPORAL = {c.name for c in TEMPORAL_COLUMNS}  # per clip of a video protocol
-SET_LEVEL = {c.name for f in FAMILIES.values() if f.compares_with == "reference" for c in f.columns}
-UNBIASED_AT_SMALL_N = {"kid", "kid_std"}  # set-level values that stay meaningful below fid.min_samples
-SMALL_VALUES = {"kid", "kid_std"}  # shown with more decimals
+SET_LEVEL = _with_variants({c.name for f in FAMILIES.values() if f.compares_with == "reference" for c in f.columns})
+UNBIASED_AT_SMALL_N = _with_variants({"kid", "kid_std"})  # set-level values that stay meaningful below fid.min_samples
+SMALL_VALUES = _with_variants({"kid", "kid_std"})  # shown with more decimals
 
 
 def collect(store: Store, protocol: str | None = None, include_unpublishable: bool = False) -> pd.DataFrame:
@@ -43,6 +49,7 @@ def collect(store: Store, protocol: str | None = None, include_unpublishable: bo
     df = pd.DataFrame(rows)
     if rows:
         df = add_common_pairs(df, store)
+        df["metric"] = [shown_as(m, b) for m, b in zip(df["metric"], df["backend"])]  # FD-DINOv2, never in FID's column
     return df[[c for c in CSV_COLUMNS if c in df.columns]] if rows else df
 
 
@@ -112,8 +119,8 @@ DEFAULT_BREAKDOWN = {"ffpp": "target_identity"}  # FF++: the identity is the vid
 NO_VALUE = ""  # the metric of the row standing for a run without any value
 
 
-NON_NEGATIVE = {"fid", "fid_inf"}  # distances: a negative estimate is numerical noise or a failed extrapolation
-EXTRAPOLATED = {"fid_inf"}  # not shown at all below fid.min_samples
+NON_NEGATIVE = _with_variants({"fid", "fid_inf"})  # distances: a negative estimate is noise or a failed extrapolation
+EXTRAPOLATED = _with_variants({"fid_inf"})  # not shown at all below fid.min_samples
 
 
 def hidden(row) -> str | None:
@@ -226,7 +233,7 @@ def markdown(df: pd.DataFrame, store: Store, grids: dict[str, str] | None = None
     return "\n".join(out)
 
 
-COMPACT_SKIP = {"kid_std"}  # the spread of KID over subsets: in the full tables only
+COMPACT_SKIP = _with_variants({"kid_std"})  # the spread of KID over subsets: in the full tables only
 
 
 @dataclass
@@ -300,7 +307,7 @@ def footnotes(part) -> list[str]:
     if any(hidden(r) == "‡" for r in rows):
         notes.append("‡ The FID or FID∞ estimate came out negative, which a distance cannot be (numerical error "
                      "of the matrix square root, or an extrapolation that overshoots): not shown.")
-    if any(r["metric"] == "kid" for r in rows):
+    if any(r["metric"] in _with_variants({"kid"}) for r in rows):
         notes.append("KID is an unbiased estimator: it can be slightly negative when the swaps and the real faces "
                      "are not distinguishable at this sample size; read values near 0 against KID sd.")
     return notes
@@ -390,8 +397,9 @@ def _prd_plot(store: Store, part, path: Path, fmt: str = "png") -> Path | None:
     curves = {}
     for method, run_id in part.drop_duplicates("method")[["method", "run_id"]].itertuples(index=False):
         prd = store.curves(run_id).get("prd")
-        if prd:
-            curves[method] = tuple(prd)
+        if prd:  # a curve on other features than Inception's is labelled with its backend, like its columns
+            backend = store.aggregates(run_id).get("prd_f8", {}).get("backend") or ""
+            curves[method if shown_as("prd_f8", backend) == "prd_f8" else f"{method} ({backend})"] = tuple(prd)
     if not curves:
         return None
     return plot_prd(curves, path, title="PRD vs the real faces", fmt=fmt)
