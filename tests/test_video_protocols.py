@@ -94,6 +94,7 @@ def test_folder_video_pairs_every_photo_with_every_video(fixture_dir, tmp_path):
     assert sorted(p.clips) == ["grace_hopper_astronaut", "grace_hopper_tom_hanks"]
     assert p.clips["grace_hopper_astronaut"] == [f"grace_hopper_frame{i}__astronaut" for i in range(5)]
     assert p.images["grace_hopper_frame3"].uri == "data://user/grace_hopper.mkv#frame=3"
+    assert p.fps == synthetic.FPS  # the clips' WebM plays at the video's own rate
     assert np.array_equal(load_image(p.location("grace_hopper_frame3")), synthetic.clip_frames()[3])
     # the hash does not depend on where the folder is
     moved = shutil.copytree(fixture_dir, tmp_path / "elsewhere" / fixture_dir.name)

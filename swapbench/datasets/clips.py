@@ -20,7 +20,7 @@ from pathlib import Path
 from swapbench.datasets.layouts import fixed_locator
 from swapbench.datasets.protocol import DATA_SCHEME, DataError, ImageRef, Pair, Protocol
 from swapbench.datasets.user import IMAGE_SUFFIXES, image_key
-from swapbench.datasets.video import VIDEO_SUFFIXES, VideoError, frame_count
+from swapbench.datasets.video import VIDEO_SUFFIXES, VideoError, frame_count, frame_rate
 
 DEFAULT_FRAMES = 32
 
@@ -103,5 +103,6 @@ def folder_video_protocol(folder: str | Path, frames: int | None = None) -> Prot
         stem = base[len(DATA_SCHEME + "user/"):]
         name = names.get(stem) or sources.get(stem)
         images[key] = ImageRef(key, ref.identity, f"{DATA_SCHEME}user/{name}" + (f"#{fragment}" if fragment else ""))
+    # clips play back at the first video's rate (the metrics do not depend on it)
     return Protocol(protocol.name, protocol.version, protocol.description, images, protocol.pairs,
-                    clips=protocol.clips, fps=None, locate=fixed_locator(root))
+                    clips=protocol.clips, fps=frame_rate(videos[0]), locate=fixed_locator(root))

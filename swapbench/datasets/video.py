@@ -47,6 +47,15 @@ def frame_count(path: str | Path) -> int:
         return _count(container, container.streams.video[0])
 
 
+def frame_rate(path: str | Path) -> float | None:
+    """The stream's average frame rate (frames per second), None when the container does not say."""
+    av = _av()
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        return float(rate) if rate else None
+
+
 def _count(container, stream) -> int:
     if stream.frames:
         return int(stream.frames)
