@@ -1,1 +1,1 @@
-"""E4S (CVPR 2023): fine-grained face swapping via regional GAN inversion."""
+"""E4S (Fine-grained Face Swapping via Regional GAN Inversion, CVPR 2023)."""
