@@ -6,6 +6,10 @@ one of two worker processes, so tests stay safe for that. A new test:
 - Writes only under its own `tmp_path` / `tmp_path_factory` (or a monkeypatched cache directory), never
   into the checkout or the user's cache, store or weights folders; it asks the OS for a free port
   (bind to port 0) when it needs one. Two files run at the same time, so nothing may assume it is alone.
+- Leaves module-level state as it found it (registries, settings): with `--dist loadfile` a worker runs
+  several files in an order that differs from the one-process run, so a leak reaches other files. Use
+  `monkeypatch`, and `swapbench.datasets.registered` to run a protocol by name; an autouse fixture
+  below fails a test that leaves the protocol registry changed.
 - Reuses the session fixtures below instead of building the same thing again: `samples_run` (a full
   default `bench run` and its store: read it, do not write into it), `samples_leaderboard` (`bench
   leaderboard` on that store), `sample_crops`, `real_images`, `ghost_weights_dir` (GHOST's files).
@@ -68,6 +72,21 @@ def complete_run(store, method: str) -> tuple[dict, Path, bool]:
         "SELECT run_id, publishable FROM runs WHERE method=? AND status='complete'", (method,)).fetchone()
     swaps = dict(db.execute("SELECT pair_id, ok FROM swaps WHERE run_id=?", (run_id,)).fetchall())
     return swaps, Path(store).parent / f"{Path(store).stem}.files" / "runs" / run_id, bool(publishable)
+
+
+@pytest.fixture(autouse=True)
+def _protocol_registry_unchanged():
+    """Fails a test that leaves the protocol registry changed: every later test of its process would see
+    it. A benchmark script's `samples` subset set for good once gave the later files of an xdist worker a
+    3-image `samples` protocol (swapbench.datasets.registered is the scoped way)."""
+    from swapbench.datasets import PROTOCOLS
+
+    before = dict(PROTOCOLS)
+    yield
+    changed = sorted(k for k in before.keys() | PROTOCOLS.keys() if before.get(k) is not PROTOCOLS.get(k))
+    PROTOCOLS.clear()
+    PROTOCOLS.update(before)
+    assert not changed, f"the test left these protocols registered or replaced: {', '.join(changed)}"
 
 
 @pytest.fixture(scope="session")

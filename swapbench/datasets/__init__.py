@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from contextlib import contextmanager
+
 from swapbench.datasets.files import packaged, protocol_names
 from swapbench.datasets.layouts import LAYOUTS, check_files, make_locator
 from swapbench.datasets.protocol import DATA_SCHEME, DataError, ImageRef, Pair, Protocol
@@ -19,6 +22,27 @@ def get_protocol(name: str) -> Protocol:
     except KeyError:
         raise UnknownName(f"unknown protocol {name!r}; known: {', '.join(sorted(PROTOCOLS))}, "
                        "folder:DIR, csv:FILE") from None
+
+
+@contextmanager
+def registered(name: str, protocol: Protocol):
+    """`protocol` under `name` for get_protocol (so `bench run`'s engine finds it by name) inside the block
+    only; whatever `name` was before comes back afterwards.
+
+    A benchmark's own pair list (a subset, a synthetic protocol) runs through the engine this way. Set
+    for good in a process, it would replace a built-in protocol for every later caller: the throughput
+    script's `samples` subset, run in the test process, once gave every later test file of that worker
+    a 3-image `samples` protocol. Each call returns a fresh copy, as the other entries do, so a caller
+    that edits its protocol does not edit the next caller's."""
+    previous = PROTOCOLS.get(name)
+    PROTOCOLS[name] = lambda: dataclasses.replace(protocol, images=dict(protocol.images), pairs=list(protocol.pairs))
+    try:
+        yield
+    finally:
+        if previous is None:
+            del PROTOCOLS[name]
+        else:
+            PROTOCOLS[name] = previous
 
 
 def load_protocol(cfg: dict) -> Protocol:
@@ -45,4 +69,5 @@ def load_protocol(cfg: dict) -> Protocol:
     return protocol
 
 
-__all__ = ["ImageRef", "Pair", "Protocol", "DataError", "get_protocol", "load_protocol", "PROTOCOLS"]
+__all__ = ["ImageRef", "Pair", "Protocol", "DataError", "get_protocol", "load_protocol", "PROTOCOLS",
+           "registered"]
