@@ -42,13 +42,18 @@ from filelock import FileLock
 
 import swapbench.faces.mediapipe  # noqa: E402,F401  (ignores the stray SIGPROF, see there)
 
-if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
-    # Parallel workers share the cores: one torch thread pool per core, not each worker one per core.
-    import torch
-
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
-
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_finish(session):
+    """pytest-xdist workers share the cores: each worker's torch gets its share of them, counted over the
+    workers that have a file to run (with `--dist loadfile`, one file leaves the other worker idle)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        busy = min(workers, len({item.path for item in session.items}))
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // busy))
 
 
 def bench(*args, store=None, check=True, timeout=900, env=None):
