@@ -1,7 +1,8 @@
 """Shared helpers and fixtures of the test suite, and the rules a new test follows.
 
-The suite runs in one process by default; `-n 2 --dist loadfile` (pytest-xdist) runs each test file whole in
-one of two worker processes, so tests stay safe for that. A new test:
+The suite runs in two pytest-xdist workers (`-n 2 --dist loadfile` in pyproject.toml): each test file whole in
+one of them, in an order that differs from a one-process run (`-n 0`), each worker's torch on its share of
+the cores (one thread each on 2 cores). A new test:
 
 - Writes only under its own `tmp_path` / `tmp_path_factory` (or a monkeypatched cache directory), never
   into the checkout or the user's cache, store or weights folders; it asks the OS for a free port
@@ -17,6 +18,12 @@ one of two worker processes, so tests stay safe for that. A new test:
   which builds it once for all workers.
 - Keeps a module's expensive objects (a loaded model, a batch of faces) in module-scoped fixtures:
   `--dist loadfile` builds them once.
+- Does not depend on the torch thread count: float32 results move with the reduction order, so it compares
+  tensors within a tolerance that covers that, never a hash or exact equality of values derived through a
+  threshold (truncation to uint8, argmax labels) unless it allows the values at the threshold; check it with
+  OMP_NUM_THREADS=1 and 2. Subprocesses that bind Unix sockets (torch DDP, multiprocessing) get a short
+  TMPDIR (tempfile.mkdtemp(dir="/tmp")): an AF_UNIX path has at most 107 bytes. A subprocess is waited for
+  with a timeout that kills it (its process group) and reports its output, written to files, not pipes.
 - Checks a port's parity on a tiny configuration and the full size on the `meta` device; writes
   full-size weight files only where the test is about those files (loading, an end-to-end run), once
   per method: one set of random official-format files that every test of the method reads (a module
