@@ -6,8 +6,8 @@ PAIRS = 12
 CONFIG = {"engine": {"bootstrap_resamples": 100, "seed": 0}, "fid": {"min_samples": 2048}, "protocol": "synthetic"}
 
 
-def add_run(store, method, per_pair=None, set_level=None, failed=()):
-    """A complete run: per_pair {metric: {pair: value}}, set_level {metric: (value, n)}, failed pair ids."""
+def add_run(store, method, per_pair=None, set_level=None, failed=(), set_backend="fid_helper_inception"):
+    """A complete run: per_pair {metric: {pair: value}}, set_level {metric: (value, n)} from set_backend, failed pair ids."""
     run_id = f"run-{method}"
     store.start_run(run_id, "synthetic", "hash0", method, True, CONFIG, {"protocol": {"pairs": PAIRS}, "git_revision": "t"})
     store.put_failures(run_id, [(p, "faces", "target: no face found") for p in failed])
@@ -17,7 +17,7 @@ def add_run(store, method, per_pair=None, set_level=None, failed=()):
         v = np.array(list(values.values()))
         agg.append((metric, float(v.mean()), None, None, len(v), PAIRS - len(v), "mediapipe_pose"))
     for metric, (value, n) in (set_level or {}).items():
-        agg.append((metric, value, None, None, n, PAIRS - n, "fid_helper_inception"))
+        agg.append((metric, value, None, None, n, PAIRS - n, set_backend))
     store.put_results(run_id, rows, agg)
     store.finish_run(run_id)
 

@@ -114,8 +114,35 @@ def test_vggface2_input_rules(tmp_path):
     blank = torch.full((1, 3, 256, 256), 0.5)
     assert not aligned.extract(blank).ok.any() and "cosface_sphere20_vggface2" in aligned.extract(blank).reasons[0]
     assert resized.extract(blank).ok.all()
-    with pytest.raises(ValueError, match="arcface, resize"):
-        CosFaceSphere20VGGFace2(files, input_rule="theta")
+    with pytest.raises(ValueError, match="arcface, resize, theta"):
+        CosFaceSphere20VGGFace2(files, input_rule="warp")
+
+
+@torch.no_grad()
+def test_vggface2_theta_rule_matches_faceswappingallinone(tmp_path):
+    """tests/golden/cosface_theta.npz: FaceSwappingAllInOne @ ed38c1e metrics/cosface `CosFaceImageInfer.infer_tensor`
+    run as is (CPU) on the two 256 sample crops in [-1, 1] (ToTensor + Normalize(0.5) written with numpy), with
+    random_weights.py's weights in the file it loads; it keeps the network input of the first crop (float16)."""
+    golden = np.load(Path(__file__).parent / "golden" / "cosface_theta.npz")
+    files = write(tmp_path, VGGFACE2_WEIGHTS, "vggface2")
+    backend = CosFaceSphere20VGGFace2(files, input_rule="theta")
+    assert backend.feature_name == "cosface_sphere20_vggface2/theta"
+    x = to_tensor(*(sample_crops()[str(n)] for n in golden["names"]))
+    crops, ok, _ = backend.crops(x)
+    assert ok.all() and crops.shape == (2, 3, 112, 112)
+    net_input = crops[0] * 2 - 1
+    # the golden input is float16 (steps of 2^-11 in [0.5, 1]); the warp itself agrees to float32 rounding
+    np.testing.assert_allclose(net_input.numpy(), golden["theta_input_astronaut"].astype(np.float32), rtol=0, atol=1e-3)
+    # theta's scale 1.077 reaches past the image at the corners: zero in [-1, 1] (grey), not black
+    assert net_input[:, :2, :2].abs().max() < 1e-5 and (x[0, :, :2, :2] * 2 - 1).abs().min() > 0.01
+    raw = backend.module(crops * 2 - 1)
+    np.testing.assert_allclose(raw.numpy(), golden["theta_feature"], rtol=1e-4, atol=1e-4)
+    feats = backend.extract(x)
+    np.testing.assert_allclose(feats.values.numpy(), torch.nn.functional.normalize(
+        torch.from_numpy(golden["theta_feature"])).numpy(), rtol=0, atol=1e-6)
+    # a different input than ReliableSwap's plain resize: the test can tell the rules apart
+    resized = CosFaceSphere20VGGFace2(files, input_rule="resize")
+    assert (resized.extract(x).values - feats.values).abs().max() > 1e-2
 
 
 @pytest.mark.parametrize("cls,wf,other,wrong_tag", [

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from swapbench import methods, metrics, weights
 from swapbench.bench import layout
+from swapbench.bench.clips import smooth_crops, write_clip_videos
 from swapbench.bench.prepare import default_workers, prepare
 from swapbench.bench.progress import Reporter
 from swapbench.bench.runinfo import data_fingerprint, provenance, run_id_for
@@ -59,8 +60,10 @@ def run(cfg: dict, reporter: Reporter | None = None) -> list[MethodRun]:
             raise ValueError(f"backend {cfg['metrics'][family]!r} computes {cls.family}, not {family}")
     detector = detect.detector_class(cfg["face"]["detector"])
     instances = [cls.from_config(cfg) for cls in method_classes]  # options checked before any work
+    noise = video_noise_keys(protocol, cfg)
     for method in instances:
         method.check_protocol(protocol)
+        method.noise_keys = noise
 
     # Every weight file of every method, backend and the face detector is found, hashed, opened and
     # validated before the first face is detected: a bad file costs seconds, not the face stage.
@@ -90,6 +93,10 @@ def run(cfg: dict, reporter: Reporter | None = None) -> list[MethodRun]:
     with reporter.stage("faces", len(protocol.images), f"{detector.name}, {', '.join(conventions)}") as stage:
         crops = prepare(protocol, conventions, store, cfg["face"]["multi_face"], stage,
                         workers=face_workers(cfg, len(protocol.images)), **face_args)
+    smooth = int(cfg["face"].get("smooth") or 0)
+    if smooth > 1 and protocol.clips is not None:
+        crops = smooth_crops(protocol, crops, conventions, store, smooth,
+                             lambda c: layout.face_key(c, detector.name, cfg["face"]["multi_face"]))
     # A method's extra input images (e.g. precomputed swaps) are prepared exactly like the protocol's
     # images and fed in place of the source crop, in the source's convention.
     inputs = {}
@@ -110,6 +117,20 @@ def run(cfg: dict, reporter: Reporter | None = None) -> list[MethodRun]:
 
     return [_run_method(method, protocol, crops, locations, backends, store, cfg, hashes, face_seconds, reporter,
                         inputs.get(method.name)) for method in instances]
+
+
+VIDEO_NOISE = ("per_frame", "per_clip")
+
+
+def video_noise_keys(protocol, cfg) -> dict[str, str]:
+    """{pair id: clip id} under engine.video_noise=per_clip (every frame of a clip draws the same noise),
+    else empty: each frame's draws are keyed by its own pair id, i.e. by (seed, pair, frame)."""
+    choice = cfg["engine"].get("video_noise", "per_frame")
+    if choice not in VIDEO_NOISE:
+        raise ValueError(f"engine.video_noise={choice!r}; choose one of {', '.join(VIDEO_NOISE)}")
+    if choice == "per_frame" or protocol.clips is None:
+        return {}
+    return {pair_id: clip for clip, pair_ids in protocol.clips.items() for pair_id in pair_ids}
 
 
 IMAGES_PER_WORKER = 64
@@ -205,6 +226,9 @@ def _run_method(method, protocol, crops, locations, backends, store, cfg, hashes
     with reporter.stage("scoring", len(ready), method.name) as stage, timed(store, run_id, "score"):
         score(run_id, protocol, ready, swaps, crops, backends, store, cfg)
         stage.advance(len(ready))
+    if protocol.clips is not None and (cfg.get("video") or {}).get("write_clips", True) and is_global_zero():
+        with timed(store, run_id, "clip videos"):
+            write_clip_videos(run_id, protocol, swaps, crops, store, cfg)
     store.finish_run(run_id)
     store.sync()
     return _summary(method, run_id, protocol, store, time.perf_counter() - t_start)

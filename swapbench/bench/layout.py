@@ -5,6 +5,7 @@ Next to the SQLite file `<store>.sqlite` lies `<store>.files/`:
     crops/<face key>/<sha[:2]>/<sha>.png     aligned face crops, by pixel hash
     runs/<run id>/<pair id>.png              a run's swaps in the scoring crop
     runs/<run id>/raw/<pair id>.png          the method's own output when its crop is another convention
+    runs/<run id>/clips/<clip id>.webm       a video run's clips: source | target | swap (VP9)
     refstats/                                FID reference statistics, by content
     logs/                                    full tracebacks of unexpected errors
     shards/rank<r>/, shards/merge/           a multi-node run's per-rank shards, until rank 0 merges them
@@ -53,6 +54,10 @@ def swap_path(files: Path, run_id: str, pair_id: str) -> Path:
 
 def raw_swap_path(files: Path, run_id: str, pair_id: str) -> Path:
     return run_dir(files, run_id) / "raw" / f"{pair_id}.png"
+
+
+def clip_video_path(files: Path, run_id: str, clip: str) -> Path:
+    return run_dir(files, run_id) / "clips" / f"{clip}.webm"
 
 
 def refstats_dir(files: Path) -> Path:

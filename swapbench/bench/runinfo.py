@@ -42,7 +42,8 @@ def run_id_for(cfg, protocol, method, hashes, data_sha=None) -> str:
         "metrics": cfg["metrics"],
         "fid": cfg["fid"] if "inception" in cfg["metrics"] else None,
         "backend_weights": {n: h for n, h in hashes.items() if n not in {f.name for f in method.weights}},
-        "face": cfg["face"],
+        # face.smooth only when on: runs made before it existed keep their ids
+        "face": {k: v for k, v in cfg["face"].items() if k != "smooth" or v},
         "convention": method.convention,
         "seed": cfg["engine"]["seed"],
     }
@@ -50,6 +51,9 @@ def run_id_for(cfg, protocol, method, hashes, data_sha=None) -> str:
         key["source_convention"] = method.source_convention
     if cfg["metrics"].get("identity") == "cosface_sphere20_vggface2":  # its input rule changes its numbers
         key["cosface"] = cfg["cosface"]
+    if protocol.clips is not None:  # video: one noise draw per frame or per clip
+        key["video_noise"] = cfg["engine"].get("video_noise", "per_frame")
+        key["video_flow"] = (cfg.get("video") or {}).get("flow", "dis")
     options = method.option_values()
     if options:  # methods without options keep the ids of stores written before options existed
         key["method_options"] = options
@@ -83,6 +87,8 @@ def provenance(cfg, protocol, method, hashes, data_sha=None) -> dict:
                                                                for f in metrics.backend_class(name).weights}}
                      for family, name in cfg["metrics"].items()},
         "seed": cfg["engine"]["seed"],
+        **({"video": {"clips": len(protocol.clips), "noise": cfg["engine"].get("video_noise", "per_frame"),
+                      "face_smooth": cfg["face"].get("smooth", 0)}} if protocol.clips is not None else {}),
         "nondeterminism": {"torch_deterministic": True, "cudnn_benchmark": False,
                            "bootstrap_resamples": cfg["engine"]["bootstrap_resamples"]},
     }

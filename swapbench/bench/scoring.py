@@ -99,6 +99,13 @@ def score(run_id, protocol, ready, swaps, crops, backends, store, cfg):
             agg, curve = score_distribution(protocol, ready, swapped, crops, backend, store, cfg)
             aggregates += agg
             curves.update(curve)
+    if protocol.clips is not None:  # video: the temporal family, per clip
+        from swapbench.bench.clips import score_clips
+
+        clip_values, clip_aggregates, clip_failures = score_clips(run_id, protocol, swaps, crops, backends, store, cfg)
+        values += clip_values
+        aggregates += clip_aggregates
+        store.put_failures(run_id, clip_failures)
     store.put_results(run_id, values, aggregates, curves)
 
 

@@ -11,6 +11,9 @@ same on every machine. Two kinds of file:
   frame i of the target video, for i < k evenly spaced frames; the identity is the video.
   With "source_frame": j, every pair takes frame j of the source video instead (ReliableSwap's
   evaluation swaps the first frame of the source into each target frame).
+- video clips: "video_uri", "clip_pairs": [[target video, source video], ...], "clip_frames": T,
+  "clip_start" and "source_frame": every frame of frames clip_start .. clip_start + T - 1 of the target
+  gets the identity of frame source_frame of the source (see swapbench.datasets.clips).
 """
 
 from __future__ import annotations
@@ -33,9 +36,13 @@ def frame_key(video: str, i: int) -> str:
     return f"{video}_frame{i}"
 
 
-def load_protocol_file(path) -> Protocol:
-    """A protocol file: a path or an importlib.resources Traversable."""
+def load_protocol_file(path, frames: int | None = None) -> Protocol:
+    """A protocol file: a path or an importlib.resources Traversable; frames: T of a clip protocol."""
     doc = json.loads((path if hasattr(path, "read_text") else Path(path)).read_text(encoding="utf-8"))
+    if "clip_pairs" in doc:
+        from swapbench.datasets.clips import from_file
+
+        return from_file(doc, frames)
     if doc.get("pairs_columns", ["target", "source"]) != ["target", "source"]:
         raise ValueError(f"{path}: pairs must be [target, source]")
     images: dict[str, ImageRef] = {}
@@ -61,8 +68,8 @@ def load_protocol_file(path) -> Protocol:
 
 def packaged(name: str):
     """A PROTOCOLS entry: a function that reads the packaged protocol file `name`."""
-    def make() -> Protocol:
-        return load_protocol_file(PROTOCOL_DIR / f"{name}.json")
+    def make(frames: int | None = None) -> Protocol:
+        return load_protocol_file(PROTOCOL_DIR / f"{name}.json", frames)
 
     make.__name__ = name
     return make

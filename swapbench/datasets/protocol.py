@@ -48,6 +48,10 @@ class Protocol:
     images: dict[str, ImageRef]
     pairs: list[Pair]
     subset_of: str | None = field(default=None)
+    # Video protocols: clip id -> the ids of its pairs in frame order (one pair per frame; see
+    # swapbench.datasets.clips). None for still-image protocols.
+    clips: dict[str, list[str]] | None = field(default=None)
+    fps: float | None = field(default=None)  # the frame rate clips are played back at
     # data:// URI -> loadable URI on this machine; set by swapbench.datasets.load_protocol, not hashed.
     locate: Callable[[str], str] | None = field(default=None, repr=False, compare=False)
 
@@ -59,6 +63,11 @@ class Protocol:
         ids = [p.pair_id for p in self.pairs]
         if len(set(ids)) != len(ids):
             raise ValueError(f"protocol {self.name}: duplicate pairs")
+        if self.clips is not None:
+            known = set(ids)
+            for clip, pair_ids in self.clips.items():
+                if not pair_ids or not set(pair_ids) <= known:
+                    raise ValueError(f"protocol {self.name}: clip {clip} is empty or names unknown pairs")
 
     @property
     def hash(self) -> str:
@@ -68,23 +77,29 @@ class Protocol:
             "images": sorted((r.key, r.identity, r.uri) for r in self.images.values()),
             "pairs": [(p.source, p.target) for p in self.pairs],
         }
+        if self.clips is not None:  # image protocols keep the hashes they had before clips existed
+            doc["clips"] = self.clips
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
     def subset(self, n: int | None) -> "Protocol":
-        """A deterministic subset of n pairs: the n pairs whose sha256(pair_id) sort first.
+        """A deterministic subset of n pairs (n clips of a video protocol): those whose sha256(pair id,
+        or clip id) sort first.
 
         Hash order is independent of the listing order and stable when a protocol grows, so the
         same --subset N picks the same pairs on every machine.
         """
-        if not n or n >= len(self.pairs):
+        units = self.clips if self.clips is not None else {p.pair_id: [p.pair_id] for p in self.pairs}
+        if not n or n >= len(units):
             return self
-        chosen = sorted(self.pairs, key=lambda p: hashlib.sha256(p.pair_id.encode()).hexdigest())[:n]
-        keep = {p.pair_id for p in chosen}
+        chosen = sorted(units, key=lambda u: hashlib.sha256(u.encode()).hexdigest())[:n]
+        keep = {pid for u in chosen for pid in units[u]}
         pairs = [p for p in self.pairs if p.pair_id in keep]
         used = {k for p in pairs for k in (p.source, p.target)}
+        clips = None if self.clips is None else {u: ids for u, ids in self.clips.items() if u in set(chosen)}
         return Protocol(
             f"{self.name}", self.version, self.description,
-            {k: v for k, v in self.images.items() if k in used}, pairs, subset_of=self.hash, locate=self.locate,
+            {k: v for k, v in self.images.items() if k in used}, pairs, subset_of=self.hash, clips=clips,
+            fps=self.fps, locate=self.locate,
         )
 
     def location(self, key: str) -> str:

@@ -6,6 +6,8 @@
     <protocol>/<method>.html        a run's provenance (config, weights and their sha256, package versions,
                                     git revision, protocol hash, timings) and a gallery of its best and worst
                                     pairs per metric: source, target, swap, the swap pasted back into the frame
+    <protocol>_video.html           video protocols: per temporal metric and method, the best and the worst
+                                    clip (source | target | swap), played from video/<run id>/<clip>.webm
     <protocol>_prd.svg              PRD curves, when the runs have them
     img/                            web-sized JPEG thumbnails, each written once
 
@@ -17,6 +19,7 @@ so the site opens from the file system and can be served by any static host.
 
 from __future__ import annotations
 
+import shutil
 import time
 import warnings
 from collections import Counter
@@ -31,7 +34,7 @@ from PIL import Image
 from swapbench.bench import layout
 from swapbench.bench.store import Store
 from swapbench.leaderboard import tables
-from swapbench.metrics import COLUMNS
+from swapbench.metrics import COLUMNS, TEMPORAL_COLUMNS
 
 THUMB = 160  # crops and swaps: longest side in pixels (shown at 128 CSS pixels)
 FRAME_THUMB = 320  # the swap pasted back into the target frame
@@ -69,6 +72,12 @@ def write(store: Store, out_dir: Path, protocol: str | None = None, include_unpu
             page = out_dir / name / f"{method['name']}.html"
             data = method_data(store, run, images, gallery_pairs)
             _render(env, "method.html.j2", page, root="../", protocol=board, run=data)
+            pages.append(page)
+        video = video_data(store, part, board, out_dir)
+        if video["sections"]:
+            board["video_page"] = f"{name}_video.html"
+            page = out_dir / board["video_page"]
+            _render(env, "video.html.j2", page, root="", video=video)
             pages.append(page)
         page = out_dir / f"{name}.html"
         _render(env, "leaderboard.html.j2", page, root="", protocol=board)
@@ -160,6 +169,42 @@ def _prd_svg(store: Store, part, path: Path) -> str | None:
     return plot.name if plot else None
 
 
+# --- the clips of a video protocol -----------------------------------------------------------------------
+
+def video_data(store: Store, part: pd.DataFrame, board: dict, out_dir: Path) -> dict:
+    """Per temporal metric and method, the best and the worst clip by the stored per-clip values; their
+    WebM files are copied into the site (video/<run id>/<clip>.webm) once."""
+    from swapbench.leaderboard import stats
+
+    sections = []
+    for metric in [c.name for c in TEMPORAL_COLUMNS]:
+        rows = []
+        for method in board["methods"]:
+            values = stats.pair_table(store.pair_values(method["run_id"]))
+            if metric not in values.columns or values[metric].dropna().empty:
+                continue
+            col = values[metric].dropna().sort_index()
+            ranked = col.sort_values(ascending=not COLUMNS[metric].higher_is_better, kind="stable")
+            clips = [_clip_item(store, method["run_id"], clip, ranked[clip], metric, out_dir)
+                     for clip in dict.fromkeys([ranked.index[0], ranked.index[-1]])]
+            rows.append({"method": method["name"], "page": method["page"], "best": clips[0],
+                         "worst": clips[1] if len(clips) > 1 else None})
+        if rows:
+            sections.append({"metric": metric, "label": tables._header(metric), "rows": rows})
+    return {"protocol": board["name"], "sections": sections}
+
+
+def _clip_item(store: Store, run_id: str, clip: str, value: float, metric: str, out_dir: Path) -> dict | None:
+    source = layout.clip_video_path(store.files, run_id, clip)
+    if not source.is_file():
+        return None
+    rel = f"video/{run_id}/{clip}.webm"
+    if not (out_dir / rel).is_file():
+        (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, out_dir / rel)
+    return {"clip": clip, "src": rel, "text": _format(metric, value)}
+
+
 # --- a method's page -------------------------------------------------------------------------------------
 
 def method_data(store: Store, run: dict, images: _Images, k: int = GALLERY_PAIRS) -> dict:
@@ -195,6 +240,8 @@ def gallery(store: Store, run: dict, images: _Images, k: int = GALLERY_PAIRS) ->
     frames = _Frames(store, run)
     sections = []
     for metric in [m for m in COLUMNS if m in values.columns] + sorted(set(values.columns) - set(COLUMNS)):
+        if metric in tables.TEMPORAL:  # per clip, not per pair: the protocol's video page shows them
+            continue
         col = values[metric].dropna().sort_index()
         if col.empty:
             continue
@@ -236,6 +283,8 @@ def _format(metric: str, value: float) -> str:
     col = COLUMNS.get(metric)
     if col and col.percent:
         return f"{value * 100:.0f}"
+    if col and col.decimals is not None:
+        return f"{value:.{col.decimals}f}"
     return f"{value:.5f}" if metric in tables.SMALL_VALUES else f"{value:.3f}"
 
 

@@ -18,11 +18,18 @@ import numpy as np
 import pandas as pd
 
 from swapbench.bench.store import Store
-from swapbench.metrics import COLUMNS, FAMILIES
+from swapbench.metrics import COLUMNS, FAMILIES, TEMPORAL_COLUMNS, VARIANT_OF, shown_as
 
-SET_LEVEL = {c.name for f in FAMILIES.values() if f.compares_with == "reference" for c in f.columns}
-UNBIASED_AT_SMALL_N = {"kid", "kid_std"}  # set-level values that stay meaningful below fid.min_samples
-SMALL_VALUES = {"kid", "kid_std"}  # shown with more decimals
+
+def _with_variants(names: set[str]) -> set[str]:
+    """Column names with their variants on other features (fid -> fd_dinov2, ...): the same kind of value."""
+    return names | {v for v, m in VARIANT_OF.items() if m in names}
+
+
+TEMPORAL = {c.name for c in TEMPORAL_COLUMNS}  # per clip of a video protocol
+SET_LEVEL = _with_variants({c.name for f in FAMILIES.values() if f.compares_with == "reference" for c in f.columns})
+UNBIASED_AT_SMALL_N = _with_variants({"kid", "kid_std"})  # set-level values that stay meaningful below fid.min_samples
+SMALL_VALUES = _with_variants({"kid", "kid_std"})  # shown with more decimals
 
 
 def collect(store: Store, protocol: str | None = None, include_unpublishable: bool = False) -> pd.DataFrame:
@@ -42,6 +49,7 @@ def collect(store: Store, protocol: str | None = None, include_unpublishable: bo
     df = pd.DataFrame(rows)
     if rows:
         df = add_common_pairs(df, store)
+        df["metric"] = [shown_as(m, b) for m, b in zip(df["metric"], df["backend"])]  # FD-DINOv2, never in FID's column
     return df[[c for c in CSV_COLUMNS if c in df.columns]] if rows else df
 
 
@@ -111,8 +119,8 @@ DEFAULT_BREAKDOWN = {"ffpp": "target_identity"}  # FF++: the identity is the vid
 NO_VALUE = ""  # the metric of the row standing for a run without any value
 
 
-NON_NEGATIVE = {"fid", "fid_inf"}  # distances: a negative estimate is numerical noise or a failed extrapolation
-EXTRAPOLATED = {"fid_inf"}  # not shown at all below fid.min_samples
+NON_NEGATIVE = _with_variants({"fid", "fid_inf"})  # distances: a negative estimate is noise or a failed extrapolation
+EXTRAPOLATED = _with_variants({"fid_inf"})  # not shown at all below fid.min_samples
 
 
 def hidden(row) -> str | None:
@@ -130,6 +138,8 @@ def _cell(row, common: bool = False) -> str:
     (bold when the column's best or not significantly different from it)."""
     col = COLUMNS.get(row["metric"])
     scale, fmt = (100.0, "{:.1f}") if col and col.percent else (1.0, "{:.5f}" if row["metric"] in SMALL_VALUES else "{:.3f}")
+    if col and col.decimals is not None:  # a column that says its own precision (e.g. the temporal ones)
+        fmt = f"{{:.{col.decimals}f}}"
     use_common = common and row["metric"] not in SET_LEVEL
     if use_common and pd.isna(row.get("value_common")):
         return "–"
@@ -223,7 +233,7 @@ def markdown(df: pd.DataFrame, store: Store, grids: dict[str, str] | None = None
     return "\n".join(out)
 
 
-COMPACT_SKIP = {"kid_std"}  # the spread of KID over subsets: in the full tables only
+COMPACT_SKIP = _with_variants({"kid_std"})  # the spread of KID over subsets: in the full tables only
 
 
 @dataclass
@@ -275,6 +285,8 @@ def _short(row, common: bool) -> str:
         return "–"
     col = COLUMNS.get(row["metric"])
     value = value * (100.0 if col and col.percent else 1.0)
+    if col and col.decimals is not None and abs(value) < 100:
+        return f"{value:.{col.decimals}f}"
     if abs(value) >= 100:
         return f"{value:.0f}"
     if abs(value) >= 10 or (col and col.percent):
@@ -295,7 +307,7 @@ def footnotes(part) -> list[str]:
     if any(hidden(r) == "‡" for r in rows):
         notes.append("‡ The FID or FID∞ estimate came out negative, which a distance cannot be (numerical error "
                      "of the matrix square root, or an extrapolation that overshoots): not shown.")
-    if any(r["metric"] == "kid" for r in rows):
+    if any(r["metric"] in _with_variants({"kid"}) for r in rows):
         notes.append("KID is an unbiased estimator: it can be slightly negative when the swaps and the real faces "
                      "are not distinguishable at this sample size; read values near 0 against KID sd.")
     return notes
@@ -321,19 +333,21 @@ def _table(part, runs, order, metrics_order, n_pairs, common: bool) -> list[str]
 
 
 def _common_text(part, metrics_order, n_pairs) -> str:
-    """e.g. "ID cos, ID top-1 %: 70 of 72 pairs common to all 3 methods; Pose err (°): 71 of 72 …"."""
-    groups: dict[tuple[int, int], list[str]] = {}
+    """e.g. "ID cos, ID top-1 %: 70 of 72 pairs common to all 3 methods; Pose err (°): 71 of 72 …".
+    The temporal columns of a video protocol count clips, not pairs (frames)."""
+    groups: dict[tuple, list[str]] = {}
     for m in metrics_order:
         rows = part[(part["metric"] == m) & part["n_common"].notna()]
         if m in SET_LEVEL or rows.empty:
             continue
-        key = (int(rows["n_common"].iloc[0]), int(rows["n_methods_common"].iloc[0]))
+        unit, total = ("clips", int(rows["n"].iloc[0] + rows["n_failed"].iloc[0])) if m in TEMPORAL else ("pairs", n_pairs)
+        key = (int(rows["n_common"].iloc[0]), int(rows["n_methods_common"].iloc[0]), unit, total)
         groups.setdefault(key, []).append(COLUMNS[m].label if m in COLUMNS else m)
     if len(groups) == 1:
-        (n, k), _ = next(iter(groups.items()))
-        return f"on {n} of {n_pairs} pairs common to all {k} methods"
-    return "; ".join(f"{', '.join(labels)}: on {n} of {n_pairs} pairs common to all {k} methods"
-                     for (n, k), labels in groups.items())
+        (n, k, unit, total), _ = next(iter(groups.items()))
+        return f"on {n} of {total} {unit} common to all {k} methods"
+    return "; ".join(f"{', '.join(labels)}: on {n} of {total} {unit} common to all {k} methods"
+                     for (n, k, unit, total), labels in groups.items())
 
 
 def _sort_key(part, method):
@@ -383,8 +397,9 @@ def _prd_plot(store: Store, part, path: Path, fmt: str = "png") -> Path | None:
     curves = {}
     for method, run_id in part.drop_duplicates("method")[["method", "run_id"]].itertuples(index=False):
         prd = store.curves(run_id).get("prd")
-        if prd:
-            curves[method] = tuple(prd)
+        if prd:  # a curve on other features than Inception's is labelled with its backend, like its columns
+            backend = store.aggregates(run_id).get("prd_f8", {}).get("backend") or ""
+            curves[method if shown_as("prd_f8", backend) == "prd_f8" else f"{method} ({backend})"] = tuple(prd)
     if not curves:
         return None
     return plot_prd(curves, path, title="PRD vs the real faces", fmt=fmt)

@@ -104,6 +104,9 @@ class SwapMethod(L.LightningModule):
         check_choices(type(self), self.options)
         self.weights = type(self).weights_for(self.options)
         self.seed = 0  # the run seed; the engine sets it (see pair_generator)
+        # pair id -> the key its random draws are seeded by, where not the pair id itself: the clip id of
+        # every frame under engine.video_noise=per_clip, so a clip reuses one noise draw (set by the engine)
+        self.noise_keys: dict[str, str] = {}
         self._notes: dict[str, str] = {}
 
     @classmethod
@@ -131,8 +134,10 @@ class SwapMethod(L.LightningModule):
         """Raise ValueError (one line naming the protocol it needs) if these options cannot run on `protocol`."""
 
     def pair_generator(self, pair_id: str, device: torch.device | str = "cpu") -> torch.Generator:
-        """The random generator of one pair: seeded by (run seed, pair id), on the given device."""
-        digest = hashlib.sha256(f"{self.seed}:{self.name}:{pair_id}".encode()).digest()
+        """The random generator of one pair: seeded by (run seed, pair id), on the given device; a video
+        frame's pair id names its frame, so draws are keyed by (seed, pair, frame) unless noise_keys maps
+        the frame to its clip."""
+        digest = hashlib.sha256(f"{self.seed}:{self.name}:{self.noise_keys.get(pair_id, pair_id)}".encode()).digest()
         return torch.Generator(device=device).manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
     def note(self, pair_id: str, text: str) -> None:

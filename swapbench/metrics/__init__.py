@@ -13,12 +13,13 @@ from swapbench import weights
 from swapbench.metrics.backends.base import FeatureBackend, Features
 from swapbench.metrics.cmmd import CMMDScores
 from swapbench.metrics.columns import Column
-from swapbench.metrics.distribution import DistributionScores
+from swapbench.metrics.distribution import DINOV2_COLUMNS, DistributionScores
 from swapbench.metrics.expression import ExpressionError
 from swapbench.metrics.gaze import GazeError
 from swapbench.metrics.identity import IdentityMetric
 from swapbench.metrics.pose import PoseError
 from swapbench.metrics.shape import ShapeError
+from swapbench.metrics.temporal import TEMPORAL_COLUMNS
 from swapbench.registry import Registry, UnknownName
 
 
@@ -44,7 +45,21 @@ FAMILIES = {f.name: f for f in (
     Family("clip", "reference", CMMDScores),
 )}
 
-COLUMNS = {c.name: c for f in FAMILIES.values() for c in f.columns}
+# backend -> {family column: the column its values are shown under}: a family's values from another kind of
+# feature get their own columns (FD-DINOv2, not FID), so tables never mix them.
+COLUMN_VARIANTS = {"dinov2_vitl14": DINOV2_COLUMNS}
+VARIANT_OF = {c.name: m for v in COLUMN_VARIANTS.values() for m, c in v.items()}  # variant column -> family column
+COLUMNS = {c.name: c for f in FAMILIES.values() for c in f.columns} | {
+    c.name: c for v in COLUMN_VARIANTS.values() for c in v.values()}
+# The temporal family of video protocols: per clip, scored by bench.clips from the swaps, the target crops
+# and the identity family's embeddings; it has no feature backend of its own.
+COLUMNS.update({c.name: c for c in TEMPORAL_COLUMNS})
+
+
+def shown_as(metric: str, backend: str | None) -> str:
+    """The column a stored value is shown under: its own, or its backend's variant (e.g. fid on DINOv2: fd_dinov2)."""
+    variants = COLUMN_VARIANTS.get((backend or "").partition("/")[0], {})
+    return variants[metric].name if metric in variants else metric
 
 BACKENDS: Registry[type[FeatureBackend]] = Registry("metric backend", entry_point_group="swapbench.backends")
 for _name, _target in {
@@ -98,5 +113,5 @@ def make_metric(family: str, **context):
     return FAMILIES[family].metric(**context)
 
 
-__all__ = ["FAMILIES", "COLUMNS", "BACKENDS", "Column", "Features", "backend_class", "all_backends", "build_backend",
-           "make_metric"]
+__all__ = ["FAMILIES", "COLUMNS", "COLUMN_VARIANTS", "VARIANT_OF", "shown_as", "BACKENDS", "Column", "Features",
+           "backend_class", "all_backends", "build_backend", "make_metric"]

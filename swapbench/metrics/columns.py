@@ -11,6 +11,7 @@ class Column:
     label: str
     higher_is_better: bool
     percent: bool = False  # 0/1 per pair, shown as a percentage
+    decimals: int | None = None  # decimals to show where the table's default does not suit the scale
 
     @property
     def arrow(self) -> str:

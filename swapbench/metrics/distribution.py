@@ -40,6 +40,21 @@ def reference_stats(ref_shas: list[str], ref_features: np.ndarray, feature_name:
     return RefStatsCache(cache_dir).get_or_compute(key, lambda: ref_features)
 
 
+# The same statistics on DINOv2 features are not FID: Stein et al. (dgm-eval) name them FD, FD∞ and KD with the
+# encoder. A run with `metrics: {inception: dinov2_vitl14}` stores them under the family's names; the leaderboards
+# show them in these columns, never in FID's.
+DINOV2_COLUMNS = {
+    "fid": Column("fd_dinov2", "FD-DINOv2", False),
+    "fid_inf": Column("fd_inf_dinov2", "FD∞-DINOv2 (est.)", False),
+    "kid": Column("kd_dinov2", "KD-DINOv2", False),
+    "kid_std": Column("kd_dinov2_std", "KD-DINOv2 sd", False),
+    "prd_f8": Column("prd_f8_dinov2", "PRD F8 (DINOv2)", True),
+    "prd_f1_8": Column("prd_f1_8_dinov2", "PRD F1/8 (DINOv2)", True),
+    "precision": Column("precision_dinov2", "P (k=3, DINOv2)", True),
+    "recall": Column("recall_dinov2", "R (k=3, DINOv2)", True),
+}
+
+
 class DistributionScores:
     """The set-level columns of the inception family, computed by `score` from stored features."""
 

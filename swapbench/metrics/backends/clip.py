@@ -1,10 +1,12 @@
 """CLIP ViT-L/14@336 image embeddings for CMMD (Jayasumana et al., CVPR 2024).
 
-The authors embed each image with CLIP ViT-L/14 at 336 px (bicubic resize, CLIP's mean and std) and
-L2-normalise the projected image embedding; CMMD (swapbench.metrics.cmmd) compares those embeddings.
-The network loads through transformers (`CLIPVisionModelWithProjection`, `image_embeds`) from a
-user-supplied folder (a snapshot of openai/clip-vit-large-patch14-336). Eval crops are square, so the
-resize needs no centre crop.
+The authors (google-research/cmmd, io_util.py and embedding.py) read each image file with PIL, cut the
+centred square, resize it to 336 with PIL's bicubic filter (8-bit output), divide by 255, resize with
+jax.image.resize (bicubic, to the same 336: the identity), subtract CLIP's mean and divide by its std, and
+take scenic's CLIP ViT-L/14@336 image embedding, L2-normalised; CMMD (swapbench.metrics.cmmd) compares
+those embeddings. swapbench does the same to the eval crop (rounded to uint8 first). The network loads
+through transformers (`CLIPVisionModelWithProjection`, `image_embeds`) from a user-supplied folder (a
+snapshot of openai/clip-vit-large-patch14-336); scenic's network itself (flax) is not run here.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from swapbench.metrics.backends.base import FeatureBackend, Features
+from swapbench.metrics.backends.common import pil_bicubic_uint8
 from swapbench.weights import Member, WeightFile, register
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -28,14 +31,15 @@ CLIP_L14_336 = register(
 
 
 class CLIPEmbeddings(FeatureBackend):
-    """L2-normalised CLIP image embeddings of images resized (bicubic) to the model's size."""
+    """L2-normalised CLIP image embeddings of images resized as CMMD does (PIL bicubic, 8 bit) to the model's size."""
 
     name = "clip_vitl14_336"
     family = "clip"
     dim = 768
     weights = (CLIP_L14_336,)
     licence = CLIP_L14_336.licence
-    input = "RGB in [0, 1]; bicubic (antialiased) resize to 336; CLIP mean/std; image_embeds, L2-normalised"
+    input = ("RGB in [0, 1] rounded to uint8; centred square, PIL bicubic resize to 336 (8-bit, CMMD); CLIP mean/std; "
+             "image_embeds, L2-normalised")
 
     def __init__(self, files=None, device="cpu"):
         super().__init__(files, device)
@@ -46,11 +50,18 @@ class CLIPEmbeddings(FeatureBackend):
         self.dim = model.config.projection_dim
         self.module = model.eval().to(self.device)
 
+    @property
+    def feature_name(self) -> str:
+        return f"{self.name}/cmmd"  # features of the earlier float resize are not reused
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, 3, H, W] in [0, 1] -> the network's pixel_values [B, 3, size, size], as CMMD's code makes them."""
+        x = pil_bicubic_uint8(images, self.size, center_crop=True)
+        return (x - x.new_tensor(CLIP_MEAN).view(1, 3, 1, 1)) / x.new_tensor(CLIP_STD).view(1, 3, 1, 1)
+
     @torch.no_grad()
     def extract(self, images: torch.Tensor) -> Features:
-        x = F.interpolate(images.float(), size=(self.size, self.size), mode="bicubic", align_corners=False, antialias=True)
-        mean, std = x.new_tensor(CLIP_MEAN).view(1, 3, 1, 1), x.new_tensor(CLIP_STD).view(1, 3, 1, 1)
-        emb = self.module(pixel_values=((x - mean) / std).to(self.device)).image_embeds.float().cpu()
+        emb = self.module(pixel_values=self.preprocess(images).to(self.device)).image_embeds.float().cpu()
         values = F.normalize(emb, dim=1)
         ok = torch.isfinite(values).all(dim=1)
         return Features(values, ok, [None if o else "non-finite CLIP embeddings" for o in ok.tolist()])

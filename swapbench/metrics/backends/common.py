@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from swapbench.faces import warp
 from swapbench.metrics.backends.base import Features
@@ -24,6 +25,26 @@ def imagenet_normalize(images: torch.Tensor) -> torch.Tensor:
     mean = images.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = images.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
     return (images - mean) / std
+
+
+def pil_bicubic_uint8(images: torch.Tensor, size: int, center_crop: bool = False) -> torch.Tensor:
+    """[B, 3, H, W] in [0, 1] -> [B, 3, size, size] in [0, 1], as an image file read and resized with PIL.
+
+    Rounded to uint8, optionally cut to the centred square, resized by PIL's bicubic filter on the 8-bit RGB
+    image (antialiased when shrinking; 8-bit output), / 255: what torchvision's Resize does to a PIL image
+    (dgm-eval's DINOv2 input) and what CMMD's `_center_crop_and_resize` does. A float resize differs by the
+    rounding of the output and by overshoot that PIL clips.
+    """
+    out = []
+    for rgb in to_uint8_rgb(images):
+        im = Image.fromarray(rgb)
+        if center_crop:
+            w, h = im.size
+            side = min(w, h)
+            left, top = (w - side) // 2, (h - side) // 2
+            im = im.crop((left, top, left + side, top + side))
+        out.append(np.asarray(im.resize((size, size), resample=Image.BICUBIC)))
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 255
 
 
 def resize(images: torch.Tensor, size: int) -> torch.Tensor:

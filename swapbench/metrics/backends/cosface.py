@@ -17,8 +17,11 @@ Two files are in circulation, with the same 46 keys; only `fc.weight` tells them
   concat(f(face), f(hflip(face))), 1024-d, L2-normalised.
 - `cosface_sphere20_vggface2`: `net_sphere20_data_vggface2_acc_9955.pth`, 112 x 112 input (fc from
   512*7*7), used by ReliableSwap and FaceSwappingAllInOne. Input rule `cosface.input`:
-  `arcface` (default: the face re-aligned to the ArcFace-112 template) or `resize` (ReliableSwap's FF++
-  eval: the whole crop resized bilinearly, align_corners=True, to 112, no alignment). Raw 512-d
+  `arcface` (default: the face re-aligned to the ArcFace-112 template), `resize` (ReliableSwap's FF++
+  eval: the whole crop resized bilinearly, align_corners=True, to 112, no alignment) or `theta`
+  (FaceSwappingAllInOne's metrics/cosface @ ed38c1e for FFHQ-aligned crops: in [-1, 1], resize to 512,
+  its fixed affine theta through affine_grid/grid_sample with a zero border, resize to 112, all
+  bilinear with align_corners=True; the zero border is mid-grey, as it is zero in [-1, 1]). Raw 512-d
   feature, L2-normalised.
 
 The 5 points come from dlib inside the eval crop (as for the insightface backends); the survey
@@ -43,7 +46,12 @@ CASIA_TEMPLATE = np.array([[30.2946, 51.6963], [65.5318, 51.6963], [48.0252, 71.
                            [33.5493, 92.3655], [62.7299, 92.3655]])
 CASIA_SIZE = (112, 96)  # rows, columns
 ARCFACE_SIZE = 112
-INPUT_RULES = ("arcface", "resize")
+INPUT_RULES = ("arcface", "resize", "theta")
+# FaceSwappingAllInOne's theta (metrics/cosface/__init__.py @ ed38c1e), as written there: an FFHQ-aligned face
+# at 512 -> roughly the ArcFace framing; the translation is divided by 512 although theta is in [-1, 1] units.
+FSAIO_THETA = torch.tensor([[1.07695457, -0.03625215, -1.56352194 / 512],
+                            [0.03625215, 1.07695457, -5.32134629 / 512]])
+FSAIO_SIZE = 512
 _LICENCE = ("code MIT (MuggleWang/CosFace_pytorch); weights trained on {} (research-only data set), "
             "distributed by third parties")
 
@@ -131,6 +139,14 @@ def casia_similarity(points: np.ndarray) -> np.ndarray:
     return np.hstack([scale * rotation, (c_dst - scale * rotation @ c_src)[:, None]])
 
 
+def theta_warp(images: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] in [0, 1] -> [B, 3, 112, 112] in [0, 1], FaceSwappingAllInOne's input of non-112 crops."""
+    x = F.interpolate(images * 2 - 1, size=(FSAIO_SIZE, FSAIO_SIZE), mode="bilinear", align_corners=True)
+    grid = F.affine_grid(FSAIO_THETA.to(x).expand(len(x), 2, 3), list(x.shape), align_corners=True)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)  # 0 in [-1, 1]: grey
+    return (F.interpolate(x, size=(ARCFACE_SIZE, ARCFACE_SIZE), mode="bilinear", align_corners=True) + 1) / 2
+
+
 class CosFaceSphere20(FeatureBackend):
     """MuggleWang's sphere20 CosFace on faces re-aligned inside the eval crop."""
 
@@ -189,7 +205,8 @@ class CosFaceSphere20VGGFace2(CosFaceSphere20):
     weights = (VGGFACE2_WEIGHTS,)
     licence = VGGFACE2_WEIGHTS.licence
     input = ("RGB eval crop; input rule `cosface.input`: arcface (default; dlib 5 points -> ArcFace 112 template, "
-             "bilinear, zero border) or resize (whole crop, bilinear align_corners=True to 112, ReliableSwap); "
+             "bilinear, zero border), resize (whole crop, bilinear align_corners=True to 112, ReliableSwap) or theta "
+             "(FaceSwappingAllInOne: resize to 512, its affine theta, grey border, resize to 112); "
              "[-1, 1]; sphere20, L2-normalised")
 
     def __init__(self, files=None, device="cpu", input_rule: str = "arcface"):
@@ -207,10 +224,11 @@ class CosFaceSphere20VGGFace2(CosFaceSphere20):
         return self.name if self.input_rule == "arcface" else f"{self.name}/{self.input_rule}"
 
     def crops(self, images):
-        if self.input_rule == "resize":
-            x = F.interpolate(images, size=(ARCFACE_SIZE, ARCFACE_SIZE), mode="bilinear", align_corners=True)
-            return x, torch.ones(len(images), dtype=torch.bool), [None] * len(images)
-        return self.aligned(images, None)
+        if self.input_rule == "arcface":
+            return self.aligned(images, None)
+        x = theta_warp(images) if self.input_rule == "theta" else F.interpolate(
+            images, size=(ARCFACE_SIZE, ARCFACE_SIZE), mode="bilinear", align_corners=True)
+        return x, torch.ones(len(images), dtype=torch.bool), [None] * len(images)
 
     def embed(self, x):
         return self.module(x)
