@@ -23,7 +23,7 @@ from pathlib import Path
 import swapbench.faces.mediapipe  # noqa: F401  (first: it ignores a stray SIGPROF, see there)
 from swapbench.bench import config, engine
 from swapbench.bench.store import Store
-from swapbench.datasets import PROTOCOLS, get_protocol
+from swapbench.datasets import get_protocol, registered
 from swapbench.leaderboard import report
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -54,11 +54,11 @@ def load_times(driver, page: Path, repeats: int = 5) -> dict:
 
 
 def measure(name: str, protocol, root: Path, methods: list[str], driver) -> list[str]:
-    PROTOCOLS[name] = lambda: protocol
     store_path = root / name / "results.sqlite"
     cfg = config.load((), {"protocol": name, "methods": methods, "store": str(store_path)})
     t0 = time.perf_counter()
-    reused = all(r.reused for r in engine.run(cfg))
+    with registered(name, protocol):  # the engine finds a protocol by name; the registry is restored after
+        reused = all(r.reused for r in engine.run(cfg))
     run_s = time.perf_counter() - t0
     store = Store(store_path)
     site = root / name / "site"

@@ -103,14 +103,14 @@ CHILD = """
 import json, resource, sys, time
 import swapbench.faces.mediapipe  # first: it ignores a stray SIGPROF (see there)
 from swapbench.bench import config, engine
-from swapbench.datasets import PROTOCOLS
+from swapbench.datasets import registered
 sys.path.insert(0, {bench!r})
 import scale
 protocol = scale.synthetic(__import__('pathlib').Path({root!r}), {n_images}, None, {pairs})
-PROTOCOLS['synthetic'] = lambda: protocol
 cfg = config.load((), json.loads({overrides!r}))
 t0 = time.perf_counter()
-engine.run(cfg)
+with registered('synthetic', protocol):
+    engine.run(cfg)
 print(json.dumps({{'seconds': time.perf_counter() - t0,
                    'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """

@@ -39,7 +39,7 @@ from swapbench.bench import config, engine
 from swapbench.bench.prepare import prepare
 from swapbench.bench.stages import read_png
 from swapbench.bench.store import Store
-from swapbench.datasets import PROTOCOLS, ImageRef, Pair, Protocol, get_protocol
+from swapbench.datasets import ImageRef, Pair, Protocol, get_protocol, registered
 from swapbench.datasets.images import load_image
 from swapbench.faces import detect, templates, warp
 from swapbench.methods.base import FaceBatch
@@ -224,10 +224,10 @@ def run_config(name, args, store) -> dict:
 
 def bench_protocol(name, protocol, args) -> list[str]:
     tmp = Path(tempfile.mkdtemp())
-    PROTOCOLS[name] = lambda: protocol
     cfg = run_config(name, args, tmp / "r.sqlite")
     t0 = time.perf_counter()
-    run_ids = [r.run_id for r in engine.run(cfg)]
+    with registered(name, protocol):  # the engine finds a protocol by name; the registry is restored after
+        run_ids = [r.run_id for r in engine.run(cfg)]
     wall = time.perf_counter() - t0
     store = Store(cfg["store"])
     stages: dict[str, float] = {}

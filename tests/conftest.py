@@ -1,11 +1,16 @@
 """Shared helpers and fixtures of the test suite, and the rules a new test follows.
 
-The suite runs in one process by default; `-n 2 --dist loadfile` (pytest-xdist) runs each test file whole in
-one of two worker processes, so tests stay safe for that. A new test:
+The suite runs in two pytest-xdist workers (`-n 2 --dist loadfile` in pyproject.toml): each test file whole in
+one of them, in an order that differs from a one-process run (`-n 0`), each worker's torch on its share of
+the cores (one thread each on 2 cores). A new test:
 
 - Writes only under its own `tmp_path` / `tmp_path_factory` (or a monkeypatched cache directory), never
   into the checkout or the user's cache, store or weights folders; it asks the OS for a free port
   (bind to port 0) when it needs one. Two files run at the same time, so nothing may assume it is alone.
+- Leaves module-level state as it found it (registries, settings): with `--dist loadfile` a worker runs
+  several files in an order that differs from the one-process run, so a leak reaches other files. Use
+  `monkeypatch`, and `swapbench.datasets.registered` to run a protocol by name; an autouse fixture
+  below fails a test that leaves the protocol registry changed.
 - Reuses the session fixtures below instead of building the same thing again: `samples_run` (a full
   default `bench run` and its store: read it, do not write into it), `samples_leaderboard` (`bench
   leaderboard` on that store), `sample_crops`, `real_images`, `ghost_weights_dir` (GHOST's files).
@@ -13,6 +18,12 @@ one of two worker processes, so tests stay safe for that. A new test:
   which builds it once for all workers.
 - Keeps a module's expensive objects (a loaded model, a batch of faces) in module-scoped fixtures:
   `--dist loadfile` builds them once.
+- Does not depend on the torch thread count: float32 results move with the reduction order, so it compares
+  tensors within a tolerance that covers that, never a hash or exact equality of values derived through a
+  threshold (truncation to uint8, argmax labels) unless it allows the values at the threshold; check it with
+  OMP_NUM_THREADS=1 and 2. Subprocesses that bind Unix sockets (torch DDP, multiprocessing) get a short
+  TMPDIR (tempfile.mkdtemp(dir="/tmp")): an AF_UNIX path has at most 107 bytes. A subprocess is waited for
+  with a timeout that kills it (its process group) and reports its output, written to files, not pipes.
 - Checks a port's parity on a tiny configuration and the full size on the `meta` device; writes
   full-size weight files only where the test is about those files (loading, an end-to-end run), once
   per method: one set of random official-format files that every test of the method reads (a module
@@ -38,13 +49,18 @@ from filelock import FileLock
 
 import swapbench.faces.mediapipe  # noqa: E402,F401  (ignores the stray SIGPROF, see there)
 
-if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
-    # Parallel workers share the cores: one torch thread pool per core, not each worker one per core.
-    import torch
-
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
-
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_finish(session):
+    """pytest-xdist workers share the cores: each worker's torch gets its share of them, counted over the
+    workers that have a file to run (with `--dist loadfile`, one file leaves the other worker idle)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        busy = min(workers, len({item.path for item in session.items}))
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // busy))
 
 
 def bench(*args, store=None, check=True, timeout=900, env=None):
@@ -68,6 +84,21 @@ def complete_run(store, method: str) -> tuple[dict, Path, bool]:
         "SELECT run_id, publishable FROM runs WHERE method=? AND status='complete'", (method,)).fetchone()
     swaps = dict(db.execute("SELECT pair_id, ok FROM swaps WHERE run_id=?", (run_id,)).fetchall())
     return swaps, Path(store).parent / f"{Path(store).stem}.files" / "runs" / run_id, bool(publishable)
+
+
+@pytest.fixture(autouse=True)
+def _protocol_registry_unchanged():
+    """Fails a test that leaves the protocol registry changed: every later test of its process would see
+    it. A benchmark script's `samples` subset set for good once gave the later files of an xdist worker a
+    3-image `samples` protocol (swapbench.datasets.registered is the scoped way)."""
+    from swapbench.datasets import PROTOCOLS
+
+    before = dict(PROTOCOLS)
+    yield
+    changed = sorted(k for k in before.keys() | PROTOCOLS.keys() if before.get(k) is not PROTOCOLS.get(k))
+    PROTOCOLS.clear()
+    PROTOCOLS.update(before)
+    assert not changed, f"the test left these protocols registered or replaced: {', '.join(changed)}"
 
 
 @pytest.fixture(scope="session")

@@ -16,13 +16,15 @@ normalised Z_e embeddings, the first 4 channels of each z_att map (16x16 average
 slice of the large ones), output_g / mask / output as 8x8 pools, a 32x32 slice and per-image standard
 deviations, the uint8-truncated output's slice and its sha256 (inference.py's astype(uint8)).
 
-Tolerance: 1e-4 max abs error everywhere (fp32 deterministic CPU networks, the same ops in the same
-order; observed errors are printed with -s). The truncated uint8 output is compared exactly.
+Tolerance: 1e-4 max abs error everywhere (fp32 deterministic CPU networks, the same ops; observed errors
+are printed with -s). The truncated uint8 slice is compared exactly except at level boundaries (see the
+test). The golden's output_u8_sha256, the whole official uint8 output, is not compared: a truncation
+follows the float32 reduction order, so the torch thread count. The port met it at 2 and 4 threads and
+missed it at 1 thread (pytest-xdist's workers) by one value of 393216, 4.6e-5 levels off a boundary.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -88,9 +90,15 @@ def test_networks_and_swap_match_the_official_code(gold):
         errs[f"{name} std"] = _err(t.flatten(1).std(1), gold[f"{name}_std"])
     print("\n" + "\n".join(f"{k:28s} max abs error {v:.2e}" for k, v in errs.items()))
     assert all(v <= TOL for v in errs.values()), errs
-    # inference.py's uint8 truncation, exactly
-    u8 = (out["output"].permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
-    np.testing.assert_array_equal(u8[:, 96:128, 120:152], gold["output_u8_slice"])
-    assert hashlib.sha256(u8.tobytes()).hexdigest() == str(gold["output_u8_sha256"])
+    # inference.py's uint8 truncation (astype(uint8) of output * 255): the output lies in [0, 1], so no value
+    # wraps, and the levels are exact except where the float value is within the float32 error (TOL, i.e.
+    # 0.0255 levels) of a level boundary: there it truncates to either side with the reduction order, so
+    # with the torch thread count, by one level.
+    assert 0 <= out["output"].min() and out["output"].max() <= 1
+    levels = out["output"].permute(0, 2, 3, 1).numpy()[:, 96:128, 120:152] * 255
+    frac = levels - np.floor(levels)
+    at_boundary = np.minimum(frac, 1 - frac) <= TOL * 255
+    diff = levels.astype(np.uint8).astype(int) - gold["output_u8_slice"]
+    assert not diff[~at_boundary].any() and np.abs(diff).max() <= 1
     # swap() = the same with truncation (inputs already hold few 8-bit values: compare on 8-bit inputs)
     assert float(out["mask"].std()) > 0.01 and float(out["output"].std()) > 0.05  # informative, not saturated

@@ -18,7 +18,7 @@ from datafixtures import (
 )
 
 from swapbench import cli
-from swapbench.datasets import PROTOCOLS, DataError, get_protocol, load_protocol
+from swapbench.datasets import PROTOCOLS, DataError, get_protocol, load_protocol, registered
 from swapbench.datasets.files import PROTOCOL_DIR
 from swapbench.datasets.images import ImageError, load_image
 from swapbench.datasets.layouts import celebahq_masks
@@ -65,6 +65,24 @@ def test_list_protocols_without_any_data(capsys, monkeypatch):
     for name in ("celebahq", "ffhq", "ffpp", "samples"):
         assert name in out and PROTOCOLS[name]().hash in out
     assert "10000" in out and "1000" in out
+
+
+def test_a_registered_protocol_lasts_for_its_block_and_each_caller_gets_a_copy():
+    """benchmarks/throughput.py runs a `samples` subset under the name `samples`: set for good, it replaced
+    the built-in protocol for every later test in the process (a 3-image `samples` protocol)."""
+    full = get_protocol("samples")
+    small = full.subset(2)
+    with registered("samples", small), registered("tiny", small):
+        inside = get_protocol("samples")
+        assert inside.hash == small.hash and get_protocol("tiny").hash == small.hash
+        inside.pairs.pop()  # a caller that edits its protocol ...
+        assert get_protocol("samples").hash == small.hash  # ... does not edit the next caller's
+        assert load_protocol(cfg("tiny")).hash == small.hash  # what the engine finds by name
+    assert get_protocol("samples").hash == full.hash and len(get_protocol("samples").pairs) == 72
+    assert "tiny" not in PROTOCOLS
+    with pytest.raises(RuntimeError), registered("samples", small):
+        raise RuntimeError  # an interrupted run restores the registry too
+    assert get_protocol("samples").hash == full.hash
 
 
 def test_hash_does_not_depend_on_where_the_data_is(tmp_path):

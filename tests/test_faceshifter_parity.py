@@ -21,7 +21,9 @@ the repository):
 
 Tolerances: identity and images within 1e-4 (relative to the largest value, and absolute on tanh outputs
 in [-1,1]): the same fp32 CPU ops, measured differences are reported in docs/benchmark.md. The mouth
-mask goes through the official uint8 OpenCV steps and must match exactly.
+mask goes through the official uint8 OpenCV steps and must match exactly. The random parser has near-ties
+that flip a few labels (4 or 5 of 524288) with the float32 reduction order, so with the torch thread count;
+the final image is compared through the official labels, which keeps every check independent of it.
 """
 
 from __future__ import annotations
@@ -149,12 +151,16 @@ def test_mouth_helper_blend_matches_official(reliableswap, steps, golden):
     assert torch.equal(m[:, :, 120:184, 96:160], torch.from_numpy(golden["mouth_mask_slice"]))
     # the quirk: outside the mouth the helper weighs 127/255, inside up to 1
     assert m.min() == 127 / 255 and m.max() > 0.6
-    # The final image: within 1e-4 except at the few pixels whose mask differs by 1/255 after a label flip
-    # (up to 4e-3 there, measured 47 of 393216 values), which the 8x8 average dilutes below 1e-3.
-    y = steps["final"]
-    assert (F.avg_pool2d(y, 8) - torch.from_numpy(golden["final_pool"])).abs().max() <= 1e-3
-    assert (y[:, :, 120:136, 120:136] - torch.from_numpy(golden["final_slice"])).abs().max() <= 5e-3
-    np.testing.assert_allclose(y.flatten(1).std(1).numpy(), golden["final_std"], atol=1e-4)
+    # The final image, the helper blended in through the mask of the official labels: within 1e-4 (the
+    # helper and the post-processed image carry the generators' float32 differences, the mask is exact;
+    # measured 1.2e-5 at 2 torch threads, 1.4e-5 at 1) ...
+    y = steps["Gv"] * m + steps["post"] * (1 - m)
+    _check_image(y, golden, "final")
+    # ... and `generate` blends exactly so, through the mask of its own labels. End to end the image also
+    # carries the few label flips, whose number follows the float32 reduction order, so the thread count:
+    # 4 flips at 2 or 4 threads, 5 at 1 thread, which moved the 8x8-pooled final image by 2.9e-4 and 1.5e-3.
+    own = steps["mouth_mask"]
+    assert torch.equal(steps["final"], steps["Gv"] * own + steps["post"] * (1 - own))
 
 
 def test_dilate_kernel_is_what_opencv_makes_of_the_official_tuple():

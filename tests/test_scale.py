@@ -7,11 +7,15 @@ store. Measurements (speed-up, memory, overhead) are in benchmarks/, not here.
 """
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,28 +99,74 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _nodes(tmp_path, store, port, extra=()):
+@dataclass
+class Node:
+    """One `bench run` "node": its process, the leader of its own process group, and the files that
+    receive its output (files, not pipes: nobody has to drain them while the test waits)."""
+    proc: subprocess.Popen
+    out: Path
+    err: Path
+
+    def output(self) -> tuple[str, str]:
+        return self.out.read_text(errors="replace"), self.err.read_text(errors="replace")
+
+
+@pytest.fixture
+def short_tmp():
+    """A short temporary folder per node, under /tmp: torch shares tensors between processes through a
+    Unix socket at TMPDIR/pymp-XXXXXXXX/listener-XXXXXXXX, and an AF_UNIX path has at most 107 bytes.
+    Under the test's own folder that came to 113 bytes with pytest-xdist's popen-gwK level (103 without
+    it, 4 to spare): the bind failed, rank 0 died and rank 1 waited at the next barrier."""
+    folders = [Path(tempfile.mkdtemp(prefix=f"sb-node{node}-", dir="/tmp")) for node in (0, 1)]
+    yield folders
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _nodes(tmp_path, short_tmp, store, port, extra=()):
     """Start two "nodes" of one run: rank 0 and rank 1, each with its own node-local folders."""
-    procs = []
+    nodes = []
     for node in (0, 1):
         local = tmp_path / f"node{node}"
-        (local / "tmp").mkdir(parents=True, exist_ok=True)
+        local.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "NODE_RANK": str(node),
-               "SWAPBENCH_SHARD_DIR": str(local / "shards"), "TMPDIR": str(local / "tmp"), "OMP_NUM_THREADS": "1"}
+               "SWAPBENCH_SHARD_DIR": str(local / "shards"), "TMPDIR": str(short_tmp[node]), "OMP_NUM_THREADS": "1"}
         cmd = [sys.executable, "-m", "swapbench.cli", *RUN, "--devices", "1", "--set", "engine.num_nodes=2",
                "--set", "engine.strategy=ddp", "--store", str(store), *extra]
-        procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True))
-    return procs
+        out, err = local / "stdout.txt", local / "stderr.txt"  # a second run of the node writes over them
+        with open(out, "w") as fo, open(err, "w") as fe:
+            proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=fo, stderr=fe, start_new_session=True)
+        nodes.append(Node(proc, out, err))
+    return nodes
 
 
-def _finish(procs, timeout=600):
-    outs = []
-    for p in procs:
-        out, err = p.communicate(timeout=timeout)
-        assert p.returncode == 0, err[-3000:]
-        outs.append((out, err))
-    return outs
+def _stop(nodes):
+    """Kill every process of the nodes still running (each node's process group) and reap them."""
+    for node in nodes:
+        if node.proc.poll() is None:
+            os.killpg(node.proc.pid, signal.SIGKILL)
+        node.proc.wait()
+
+
+def _report(nodes) -> str:
+    return "\n".join(f"--- rank {i} (exit {n.proc.returncode}) stdout:\n{n.output()[0][-1500:]}\n"
+                     f"--- rank {i} stderr:\n{n.output()[1][-3000:]}" for i, n in enumerate(nodes))
+
+
+def _finish(nodes, timeout=600):
+    """Wait for both nodes; [(stdout, stderr)] when both exited 0. A failed rank stops its peer at once
+    (it would wait at the next barrier until the timeout), as does the timeout; either fails the test
+    with both ranks' output."""
+    deadline = time.monotonic() + timeout
+    while any(n.proc.poll() is None for n in nodes):
+        failed = any(n.proc.returncode not in (None, 0) for n in nodes)
+        if failed or time.monotonic() > deadline:
+            _stop(nodes)
+            why = "a rank failed" if failed else f"no end after {timeout} s"
+            raise AssertionError(f"{why}:\n{_report(nodes)}")
+        time.sleep(0.2)
+    assert all(n.proc.returncode == 0 for n in nodes), _report(nodes)
+    return [n.output() for n in nodes]
 
 
 @pytest.fixture(scope="module")
@@ -144,36 +194,34 @@ def _assert_same_store(got, expected):
     assert db.execute("SELECT count(*), count(DISTINCT pair_id) FROM swaps").fetchone() == (4, 4)
 
 
-def test_two_nodes_merge_into_the_store_of_one_process(one_process, tmp_path):
+def test_two_nodes_merge_into_the_store_of_one_process(one_process, tmp_path, short_tmp):
     store = tmp_path / "shared" / "results.sqlite"
-    _finish(_nodes(tmp_path, store, _free_port()))
+    _finish(_nodes(tmp_path, short_tmp, store, _free_port()))
     _assert_same_store(store, one_process)
     # every shard was merged and removed; each node wrote only into its own folder
     assert not list((store.parent / "results.files" / "shards").rglob("*.sqlite"))
     assert (tmp_path / "node0" / "shards" / "rank0").is_dir() and (tmp_path / "node1" / "shards" / "rank1").is_dir()
 
 
-def test_a_killed_rank_resumes_without_duplicates(one_process, tmp_path):
+def test_a_killed_rank_resumes_without_duplicates(one_process, tmp_path, short_tmp):
     store = tmp_path / "shared" / "results.sqlite"
-    procs = _nodes(tmp_path, store, _free_port())
+    nodes = _nodes(tmp_path, short_tmp, store, _free_port())
     # Wait until the first features are merged and rank 1 writes more into its node-local shard, then kill it.
     t0 = time.time()
     while not (_count(store, "features") and any(_count(s, "features") for s in
                                                   (tmp_path / "node1" / "shards" / "rank1").glob("shard-*.sqlite"))):
-        if time.time() - t0 > 300 or any(p.poll() is not None for p in procs):
-            raise AssertionError(f"run ended before the kill: {[p.communicate()[1][-2000:] for p in procs]}")
+        if time.time() - t0 > 300 or any(n.proc.poll() is not None for n in nodes):
+            _stop(nodes)
+            raise AssertionError(f"the run ended or stalled before the kill:\n{_report(nodes)}")
         time.sleep(0.05)
-    os.kill(procs[1].pid, signal.SIGKILL)
-    procs[1].wait()
+    _stop(nodes[1:])
     # Its peer waits at the next barrier (or fails there): the job is over, as a scheduler would end it.
     time.sleep(1)
-    if procs[0].poll() is None:
-        os.kill(procs[0].pid, signal.SIGKILL)
-    procs[0].communicate()
+    _stop(nodes)
     assert sqlite3.connect(store).execute("SELECT status FROM runs").fetchone() == ("running",)
     assert list((tmp_path / "node1" / "shards" / "rank1").glob("shard-*.sqlite"))  # left behind, merged below
 
-    (_, err0), _ = _finish(_nodes(tmp_path, store, _free_port()))
+    (_, err0), _ = _finish(_nodes(tmp_path, short_tmp, store, _free_port()))
     assert "resuming run" in err0
     _assert_same_store(store, one_process)
     assert not list((store.parent / "results.files" / "shards").rglob("*.sqlite"))

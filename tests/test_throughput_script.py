@@ -8,6 +8,8 @@ import pytest
 import torch
 from conftest import REPO
 
+from swapbench.datasets import get_protocol
+
 
 def _module(path, name):
     sys.path.insert(0, str(path.parent))
@@ -65,6 +67,7 @@ def test_one_small_run_prints_one_table(throughput, capsys):
     assert "| stage | engine time (s) | model forward (s) |" in out
     assert "| swap/classic |" in out and "| features/mediapipe_pose |" in out
     assert "naive way: not measured" in out
+    assert len(get_protocol("samples").pairs) == 72  # the script's 2-pair subset did not replace `samples`
 
 
 def test_wheel_closure_leaves_torch_out(wheels):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+from contextlib import contextmanager
+
 from swapbench.datasets.clips import folder_video_protocol
 from swapbench.datasets.files import packaged, protocol_names
 from swapbench.datasets.layouts import LAYOUTS, check_files, make_locator
@@ -20,6 +23,27 @@ def get_protocol(name: str, frames: int | None = None) -> Protocol:
         raise UnknownName(f"unknown protocol {name!r}; known: {', '.join(sorted(PROTOCOLS))}, "
                           "folder:DIR, folder_video:DIR, csv:FILE")
     return PROTOCOLS[name](frames) if frames else PROTOCOLS[name]()
+
+
+@contextmanager
+def registered(name: str, protocol: Protocol):
+    """`protocol` under `name` for get_protocol (so `bench run`'s engine finds it by name) inside the block
+    only; whatever `name` was before comes back afterwards.
+
+    A benchmark's own pair list (a subset, a synthetic protocol) runs through the engine this way. Set
+    for good in a process, it would replace a built-in protocol for every later caller: the throughput
+    script's `samples` subset, run in the test process, once gave every later test file of that worker
+    a 3-image `samples` protocol. Each call returns a fresh copy, as the other entries do, so a caller
+    that edits its protocol does not edit the next caller's."""
+    previous = PROTOCOLS.get(name)
+    PROTOCOLS[name] = lambda frames=None: copy.deepcopy(protocol)  # used as given: frames is not applied
+    try:
+        yield
+    finally:
+        if previous is None:
+            del PROTOCOLS[name]
+        else:
+            PROTOCOLS[name] = previous
 
 
 def load_protocol(cfg: dict) -> Protocol:
@@ -52,4 +76,5 @@ def load_protocol(cfg: dict) -> Protocol:
     return protocol
 
 
-__all__ = ["ImageRef", "Pair", "Protocol", "DataError", "get_protocol", "load_protocol", "PROTOCOLS"]
+__all__ = ["ImageRef", "Pair", "Protocol", "DataError", "get_protocol", "load_protocol", "PROTOCOLS",
+           "registered"]
