@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import complete_run
+from faceshifter_inputs import seeded_weights
 from PIL import Image
 
 from swapbench import cli, weights
@@ -19,7 +20,6 @@ from swapbench.methods.faceshifter.method import (
     VANILLA_FILE,
     FaceShifter,
     ReliableSwapFaceShifter,
-    random_weights,
 )
 from swapbench.methods.faceshifter.nets import FaceShifterGenerator
 from swapbench.weights import WeightsError
@@ -80,15 +80,22 @@ def test_swap_before_load_weights_fails_clearly():
         FaceShifter().generate(torch.zeros(1, 3, 256, 256), torch.zeros(1, 3, 256, 256))
 
 
-def test_faceshifter_runs_end_to_end_with_official_format_files(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory):
+    """The files of the methods run end to end, in the official layouts, with the parity golden's random
+    weights (drawn once per test process, shared with test_faceshifter_parity.py)."""
+    folder = tmp_path_factory.mktemp("faceshifter_weights")
+    torch.save(seeded_weights()[VANILLA_FILE.name], folder / VANILLA_FILE.filename)
+    return folder
+
+
+def test_faceshifter_runs_end_to_end_with_official_format_files(weights_dir, tmp_path, capsys):
     """The engine path (files, strict load, swap, paste into the scoring crop); ReliableSwap's pipeline on top
     of the same generator class is checked step by step in test_faceshifter_parity.py."""
-    folder = tmp_path / "weights"
-    folder.mkdir()
-    torch.save(random_weights(seed=0)[VANILLA_FILE.name], folder / VANILLA_FILE.filename)  # in the official layout
     store = tmp_path / "r.sqlite"
     rc = cli.main(["run", "--no-progress", "--method", "faceshifter", "--subset", "2", "--batch-size", "2",
-                   "--weights-dir", str(folder), "--set", "metrics={identity: dlib_resnet_v1}", "--store", str(store)])
+                   "--weights-dir", str(weights_dir), "--set", "metrics={identity: dlib_resnet_v1}",
+                   "--store", str(store)])
     out, err = capsys.readouterr()
     assert rc == 0 and "| faceshifter |" in out, out + err
     swaps, files, _ = complete_run(store, "faceshifter")
