@@ -97,9 +97,10 @@ class MouthNet(nn.Module):
         return self.backbone(face112[:, :, y1:y2, x1:x2])
 
 
-def identity_vector(source: torch.Tensor, arcface: nn.Module, mouth_net: MouthNet | None = None) -> torch.Tensor:
-    """[B, c_id] of [-1,1] sources: bilinear (align_corners=True) to 112, ArcFace, L2-normalised; with MouthNet,
-    its raw 128-d feature of the 112 crop's mouth appended (ReliableSwap's FaceShifter and SimSwap variants)."""
+def identity_vector(source: torch.Tensor, arcface: nn.Module, mouth_net=None) -> torch.Tensor:
+    """[B, c_id] of [-1,1] sources: bilinear (align_corners=True) to 112, ArcFace, L2-normalised; with a mouth
+    network (a callable on the 112 input, e.g. MouthNet), its raw 128-d feature appended (ReliableSwap's
+    FaceShifter and SimSwap variants)."""
     face112 = F.interpolate(source, size=(112, 112), mode="bilinear", align_corners=True)
     z = F.normalize(arcface(face112), dim=-1)
     if mouth_net is not None:
