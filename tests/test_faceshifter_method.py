@@ -134,23 +134,24 @@ def test_retrained_simswap_files_and_errors(tmp_path, isolated_cache):
     assert METHODS.get("reliableswap_simswap") is ReliableSwapSimSwap
     assert METHODS.get("simswap_retrained") is SimSwapRetrained
     assert ReliableSwapSimSwap.crop == SimSwapRetrained.crop == "ffhq5" and SimSwapRetrained.size == 256
-    assert ReliableSwapSimSwap().weights == (ST5_FILE, MS1MV3_FILE, MOUTH_FILE)  # the parser only for post
+    st5, sv4 = ReliableSwapSimSwap(), SimSwapRetrained()  # built on meta, then left uninitialised: cheap
+    assert st5.weights == (ST5_FILE, MS1MV3_FILE, MOUTH_FILE)  # the parser only for post
     assert SimSwapRetrained({"post": True}).weights == (SV4_FILE, SIMSWAP_ARCFACE_FILE, PARSER_WEIGHTS)
-    assert ReliableSwapSimSwap().option_values() == {"post": False}  # as evaluated (eval.py: "post" files only)
+    assert st5.option_values() == {"post": False}  # as evaluated (eval.py: "post" files only)
     assert ST5_FILE.manual and SV4_FILE.manual and "ygss" in ST5_FILE.note and "ygss" in SV4_FILE.note
     for wf in (MS1MV3_FILE, MOUTH_FILE):  # direct links on the author's Space
         assert wf.url.startswith("hf://spaces/ygtxr1997/ReliableSwap_Demo/weights/arcface/")
     with pytest.raises(WeightsError) as err:
-        weights.resolve(ReliableSwapSimSwap().weights, weights_dir=tmp_path)
-    for wf in ReliableSwapSimSwap().weights:
+        weights.resolve(st5.weights, weights_dir=tmp_path)
+    for wf in st5.weights:
         assert wf.filename in str(err.value) and wf.url in str(err.value)
     # a generator file of the other variant names the method it belongs to
     with torch.device("meta"):
         sv4_layout, st5_layout = RetrainedGenerator(False).state_dict(), RetrainedGenerator(True).state_dict()
     with pytest.raises(WeightsError, match=r"G_mouth1_st5\.pth .*latent 512.*use simswap_retrained"):
-        ReliableSwapSimSwap().load_weights({wf.name: sv4_layout for wf in ReliableSwapSimSwap().weights})
+        st5.load_weights({wf.name: sv4_layout for wf in st5.weights})
     with pytest.raises(WeightsError, match=r"G_tmp_sv4_off\.pth .*latent 640.*use reliableswap_simswap"):
-        SimSwapRetrained().load_weights({wf.name: st5_layout for wf in SimSwapRetrained().weights})
+        sv4.load_weights({wf.name: st5_layout for wf in sv4.weights})
 
 
 def test_reliableswap_protocol_and_preset():

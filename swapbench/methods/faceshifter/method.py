@@ -145,9 +145,11 @@ class FaceShifter(SwapMethod):
             options = self.Options(**options)
         super().__init__(options)
         self._build_networks()
-        with torch.device("meta"):  # every value comes from load_weights
-            parser = BiSeNet()
-        self.parser = _empty(parser)
+        self.parser = None
+        if any(wf is PARSER_WEIGHTS for wf, _, _ in self._parts()):  # only where a mask is made
+            with torch.device("meta"):  # every value comes from load_weights
+                parser = BiSeNet()
+            self.parser = _empty(parser)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.smooth_mask = SoftErosion(17, 0.9, 7)
