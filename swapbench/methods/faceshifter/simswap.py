@@ -35,7 +35,6 @@ from swapbench.faces.iresnet import iresnet50, iresnet100
 from swapbench.faces.parsing import WEIGHTS as PARSER_WEIGHTS
 from swapbench.methods.faceshifter.method import (
     BAIDU,
-    LICENCE,
     ONEDRIVE,
     SPACE,
     FaceShifter,
@@ -46,6 +45,7 @@ from swapbench.methods.simswap.method import ARCFACE_FILE as SIMSWAP_ARCFACE_FIL
 from swapbench.methods.simswap.networks import ArcFace, Generator
 from swapbench.weights import WeightFile
 
+LICENCE = "research / non-commercial only (ReliableSwap README)"  # these files hold no ArcFace
 ST5_FILE = WeightFile(
     name="reliableswap/G_mouth1_st5",
     filename="G_mouth1_st5.pth",
