@@ -4,10 +4,15 @@
     python benchmarks/faceshifter_speed.py --official /path/to/ReliableSwap
 
 One swap = `FaceShifter.swap` (identity through the warp path + AEI-Net) or, for reliableswap_faceshifter,
-the whole evaluated pipeline (MouthNet generator, post-processing, mouth helper). With --official, the
+the whole evaluated pipeline (MouthNet generator, post-processing, mouth helper); for reliableswap_simswap and
+simswap_retrained, identity + the retrained SimSwap generator + clamp (no post, as evaluated). With --official, the
 official FSGenerator (ReliableSwap @ f26c030, modules/networks/faceshifter.py) gets the same weights and
 tensors; for ReliableSwap it runs the evaluation's steps one pair at a time, as inference/ffplus/eval.py
 does (its mouth mask is the first image's), with swapbench's BiSeNet (the official one needs torchvision).
+For the SimSwap variants the official Generator_Adain_Upsample (modules/layers/simswap/fs_networks_fix.py)
+runs with the official iresnet100 and MouthNet (reliableswap_simswap) or with swapbench's SimSwap ArcFace
+(simswap_retrained: the official class exists only inside the pickled file; it is checked against SimSwap's
+code by tests/test_simswap_parity.py).
 """
 
 from __future__ import annotations
@@ -77,20 +82,51 @@ def official_swap(path: Path, method: str, state: dict, ours: FaceShifter):
     return lambda s, t: torch.cat([(one(s[i:i + 1] * 2 - 1, t[i:i + 1] * 2 - 1) + 1) / 2 for i in range(len(s))])
 
 
+def official_simswap(path: Path, method: str, state: dict, ours):
+    sys.path.insert(0, str(path))
+    from modules.layers.simswap.fs_networks_fix import Generator_Adain_Upsample  # noqa: PLC0415
+    from modules.third_party.arcface import MouthNet, iresnet100  # noqa: PLC0415
+
+    from swapbench.methods.faceshifter import simswap as rs  # noqa: PLC0415
+
+    mouth = method == "reliableswap_simswap"
+    param = {"use": True, "feature_dim": 128, "crop_param": (28, 56, 84, 112)} if mouth else {"use": False}
+    g = Generator_Adain_Upsample(3, 3, 512, n_blocks=9, deep=False, mouth_net_param=param)
+    g.load_state_dict(state[(rs.ST5_FILE if mouth else rs.SV4_FILE).name], strict=True)
+    if mouth:
+        arc, mnet = iresnet100(pretrained=False, fp16=False), MouthNet(None, 128, (28, 56, 84, 112))
+        arc.load_state_dict(state[rs.MS1MV3_FILE.name], strict=True)
+        mnet.backbone.load_state_dict(state[rs.MOUTH_FILE.name], strict=True)
+        arc, mnet = arc.eval(), mnet.eval()
+    else:
+        arc, mnet = ours.arcface, None
+    g.eval()
+    return torch.no_grad()(lambda s, t: (g(s * 2 - 1, t * 2 - 1, arc, mnet).clamp(-1, 1) + 1) / 2)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--method", default="faceshifter", choices=["faceshifter", "reliableswap_faceshifter"])
+    ap.add_argument("--method", default="faceshifter", choices=["faceshifter", "reliableswap_faceshifter",
+                                                                 "reliableswap_simswap", "simswap_retrained"])
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--official", type=Path, help="path of a ReliableSwap checkout (f26c030)")
     args = ap.parse_args(argv)
 
-    state = random_weights(seed=0)
-    ours = FaceShifter() if args.method == "faceshifter" else ReliableSwapFaceShifter()
+    simswap = args.method in ("reliableswap_simswap", "simswap_retrained")
+    if simswap:
+        from swapbench.methods.faceshifter import simswap as rs
+
+        state = rs.random_weights(seed=0)
+        ours = rs.ReliableSwapSimSwap() if args.method == "reliableswap_simswap" else rs.SimSwapRetrained()
+    else:
+        state = random_weights(seed=0)
+        ours = FaceShifter() if args.method == "faceshifter" else ReliableSwapFaceShifter()
     ours.load_weights(state)
     impls = {"swapbench": lambda s, t: ours.swap(FaceBatch(s, None), FaceBatch(t, None))}
     if args.official:
-        impls["official"] = official_swap(args.official, args.method, state, ours)
+        make = official_simswap if simswap else official_swap
+        impls["official"] = make(args.official, args.method, state, ours)
 
     print(f"{args.method}, CPU, {torch.get_num_threads()} threads, torch {torch.__version__}")
     print("| implementation | batch | s/batch (min) | s/batch (median) | swaps/s (best) | swaps/s (median) |")

@@ -1,6 +1,9 @@
-"""Shared inputs of the FaceShifter / ReliableSwap tests: two real 256 face crops and the weight seed."""
+"""Shared inputs of the FaceShifter / ReliableSwap tests: two real 256 face crops, the weight seed and the
+seeded random weights, drawn once per test process."""
 
 from __future__ import annotations
+
+import functools
 
 import cv2
 import numpy as np
@@ -13,3 +16,11 @@ SEED = 20240607  # seed of swapbench.methods.faceshifter.random_weights in the p
 def face_crops() -> np.ndarray:
     """[2, 256, 256, 3] uint8 RGB: astronaut and grace_hopper, the GHOST test faces resized to 256."""
     return np.stack([cv2.resize(c, (256, 256), interpolation=cv2.INTER_CUBIC) for c in _ghost_crops()])
+
+
+@functools.cache
+def seeded_weights() -> dict:
+    """random_weights(SEED): {file name: state dict} of every file (seconds to draw); do not mutate."""
+    from swapbench.methods.faceshifter.method import random_weights
+
+    return random_weights(SEED)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import complete_run
+from faceshifter_inputs import SEED, seeded_weights
 from PIL import Image
 
 from swapbench import cli, weights
@@ -19,9 +20,19 @@ from swapbench.methods.faceshifter.method import (
     VANILLA_FILE,
     FaceShifter,
     ReliableSwapFaceShifter,
-    random_weights,
 )
 from swapbench.methods.faceshifter.nets import FaceShifterGenerator
+from swapbench.methods.faceshifter.simswap import (
+    MOUTH_FILE,
+    MS1MV3_FILE,
+    ST5_FILE,
+    SV4_FILE,
+    ReliableSwapSimSwap,
+    RetrainedGenerator,
+    SimSwapRetrained,
+)
+from swapbench.methods.faceshifter.simswap import random_weights as simswap_random_weights
+from swapbench.methods.simswap.method import ARCFACE_FILE as SIMSWAP_ARCFACE_FILE
 from swapbench.weights import WeightsError
 
 
@@ -80,21 +91,67 @@ def test_swap_before_load_weights_fails_clearly():
         FaceShifter().generate(torch.zeros(1, 3, 256, 256), torch.zeros(1, 3, 256, 256))
 
 
-def test_faceshifter_runs_end_to_end_with_official_format_files(tmp_path, capsys):
-    """The engine path (files, strict load, swap, paste into the scoring crop); ReliableSwap's pipeline on top
-    of the same generator class is checked step by step in test_faceshifter_parity.py."""
-    folder = tmp_path / "weights"
-    folder.mkdir()
-    torch.save(random_weights(seed=0)[VANILLA_FILE.name], folder / VANILLA_FILE.filename)  # in the official layout
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory):
+    """The files of the methods run end to end, in the official layouts (SimSwap's ArcFace as the 2020 pickled
+    training checkpoint ReliableSwap loads), with the parity goldens' random weights (the FaceShifter files
+    drawn once per test process, shared with test_faceshifter_parity.py)."""
+    from simswap_inputs import seeded_state, write_arcface_file
+
+    folder = tmp_path_factory.mktemp("faceshifter_weights")
+    torch.save(seeded_weights()[VANILLA_FILE.name], folder / VANILLA_FILE.filename)
+    mouth1 = seeded_weights()[RELIABLESWAP_FILE.name]  # its ArcFace and MouthNet values, as separate files
+    torch.save({k[len("iresnet."):]: v for k, v in mouth1.items() if k.startswith("iresnet.")},
+               folder / MS1MV3_FILE.filename)
+    torch.save({k[len("mouth_net.backbone."):]: v for k, v in mouth1.items() if k.startswith("mouth_net.backbone.")},
+               folder / MOUTH_FILE.filename)
+    for name, state in simswap_random_weights(SEED, files={ST5_FILE.name, SV4_FILE.name}).items():
+        torch.save(state, folder / {ST5_FILE.name: ST5_FILE, SV4_FILE.name: SV4_FILE}[name].filename)
+    write_arcface_file(folder / SIMSWAP_ARCFACE_FILE.filename, seeded_state("arcface"), layout="2020")
+    return folder
+
+
+def test_three_methods_run_end_to_end_with_official_format_files(weights_dir, tmp_path, capsys):
+    """The engine path (files, strict load, swap, paste into the scoring crop) of faceshifter,
+    reliableswap_simswap and simswap_retrained in one run; ReliableSwap's FaceShifter pipeline on top of the
+    same generator class is checked step by step in test_faceshifter_parity.py."""
     store = tmp_path / "r.sqlite"
-    rc = cli.main(["run", "--no-progress", "--method", "faceshifter", "--subset", "2", "--batch-size", "2",
-                   "--weights-dir", str(folder), "--set", "metrics={identity: dlib_resnet_v1}", "--store", str(store)])
+    methods = ("faceshifter", "reliableswap_simswap", "simswap_retrained")
+    rc = cli.main(["run", "--no-progress", "--method", ",".join(methods), "--subset", "2", "--batch-size", "2",
+                   "--weights-dir", str(weights_dir), "--set", "metrics={identity: dlib_resnet_v1}",
+                   "--store", str(store)])
     out, err = capsys.readouterr()
-    assert rc == 0 and "| faceshifter |" in out, out + err
-    swaps, files, _ = complete_run(store, "faceshifter")
-    assert len(swaps) == 2 and all(swaps.values()), swaps
-    for pair_id in swaps:
-        assert np.asarray(Image.open(files / "raw" / f"{pair_id}.png")).shape == (256, 256, 3)
+    assert rc == 0, out + err
+    for method in methods:
+        assert f"| {method} |" in out, out + err
+        swaps, files, _ = complete_run(store, method)
+        assert len(swaps) == 2 and all(swaps.values()), (method, swaps)
+        for pair_id in swaps:
+            assert np.asarray(Image.open(files / "raw" / f"{pair_id}.png")).shape == (256, 256, 3)
+
+
+def test_retrained_simswap_files_and_errors(tmp_path, isolated_cache):
+    assert METHODS.get("reliableswap_simswap") is ReliableSwapSimSwap
+    assert METHODS.get("simswap_retrained") is SimSwapRetrained
+    assert ReliableSwapSimSwap.crop == SimSwapRetrained.crop == "ffhq5" and SimSwapRetrained.size == 256
+    st5, sv4 = ReliableSwapSimSwap(), SimSwapRetrained()  # built on meta, then left uninitialised: cheap
+    assert st5.weights == (ST5_FILE, MS1MV3_FILE, MOUTH_FILE)  # the parser only for post
+    assert SimSwapRetrained({"post": True}).weights == (SV4_FILE, SIMSWAP_ARCFACE_FILE, PARSER_WEIGHTS)
+    assert st5.option_values() == {"post": False}  # as evaluated (eval.py: "post" files only)
+    assert ST5_FILE.manual and SV4_FILE.manual and "ygss" in ST5_FILE.note and "ygss" in SV4_FILE.note
+    for wf in (MS1MV3_FILE, MOUTH_FILE):  # direct links on the author's Space
+        assert wf.url.startswith("hf://spaces/ygtxr1997/ReliableSwap_Demo/weights/arcface/")
+    with pytest.raises(WeightsError) as err:
+        weights.resolve(st5.weights, weights_dir=tmp_path)
+    for wf in st5.weights:
+        assert wf.filename in str(err.value) and wf.url in str(err.value)
+    # a generator file of the other variant names the method it belongs to
+    with torch.device("meta"):
+        sv4_layout, st5_layout = RetrainedGenerator(False).state_dict(), RetrainedGenerator(True).state_dict()
+    with pytest.raises(WeightsError, match=r"G_mouth1_st5\.pth .*latent 512.*use simswap_retrained"):
+        st5.load_weights({wf.name: sv4_layout for wf in st5.weights})
+    with pytest.raises(WeightsError, match=r"G_tmp_sv4_off\.pth .*latent 640.*use reliableswap_simswap"):
+        sv4.load_weights({wf.name: st5_layout for wf in sv4.weights})
 
 
 def test_reliableswap_protocol_and_preset():
@@ -113,6 +170,7 @@ def test_reliableswap_protocol_and_preset():
     assert all(p.images[x.source].identity == partner[p.images[x.target].identity] for x in p.pairs)
     cfg = config.load([Path(__file__).parents[1] / "configs" / "reliableswap_ffpp.yaml"], config.parse_set([]))
     assert cfg["protocol"] == "ffpp_reliableswap"
-    assert cfg["methods"] == ["faceshifter", "reliableswap_faceshifter"]
+    assert cfg["methods"] == ["faceshifter", "reliableswap_faceshifter", "simswap_retrained", "reliableswap_simswap"]
+    assert SimSwapRetrained.from_config({**cfg, "engine": {"seed": 0}}).option_values() == {"post": False}
     assert ReliableSwapFaceShifter.from_config({**cfg, "engine": {"seed": 0}}).option_values() == {
         "id_path": "warp", "post": True, "mouth_helper": "evaluated"}

@@ -39,7 +39,7 @@ def test_registry_conventions_and_files():
     assert no_mask.weights == (GENERATOR_FILES[224], ARCFACE_FILE) and no_mask.parser is None
     assert no_mask.convention == "ghost_224"
     files = weight_files()
-    assert files[ARCFACE_FILE.name][1] == ["simswap", "simswap_512"]
+    assert files[ARCFACE_FILE.name][1] == ["simswap", "simswap_512", "simswap_retrained"]  # ReliableSwap's retrained SimSwap
     assert files[GENERATOR_FILES[512].name][1] == ["simswap_512"]
     assert "simswap" in files[PARSER_FILE.name][1]
     with pytest.raises(ValueError, match="arcface_resize"):

@@ -93,12 +93,16 @@ PARSER_BIAS = {0: 5.9, 17: 3.4, 11: 2.0, 12: 2.4}
 
 def random_weights(seed: int = 0) -> dict[str, dict[str, torch.Tensor]]:
     """Deterministic random state dicts of every file, in the official layouts (the helper is the
-    vanilla layout with the same values as G_tmp_v5; the parser leans as PARSER_BIAS says)."""
+    vanilla layout with the same values as G_tmp_v5; the parser leans as PARSER_BIAS says). Keys of the
+    same shape in two files hold the same tensor (the same values, drawn once): treat them as read-only."""
     out = {}
-    for wf, mouth in ((VANILLA_FILE, False), (RELIABLESWAP_FILE, True)):
+    drawn: dict[str, torch.Tensor] = {}  # each value depends only on (seed, key, shape): draw it once
+    for wf, mouth in ((RELIABLESWAP_FILE, True), (VANILLA_FILE, False)):
         with torch.device("meta"):
             template = FaceShifterGenerator(mouth).state_dict()
-        sd = random_state_dict(template, seed, {"bn3.weight": 0.2})  # damps IResNet's residual branches
+        fresh = {k: v for k, v in template.items() if k not in drawn or drawn[k].shape != v.shape}
+        drawn.update(random_state_dict(fresh, seed, {"bn3.weight": 0.2}))  # bn3: damps IResNet's residual branches
+        sd = {k: drawn[k] for k in template}
         sd["trans_matrix"] = torch.tensor([TRANS_MATRIX])
         if mouth:
             sd["mouth_net.vgg_mean"] = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
@@ -140,20 +144,36 @@ class FaceShifter(SwapMethod):
         if isinstance(options, Mapping):
             options = self.Options(**options)
         super().__init__(options)
-        with torch.device("meta"):  # every value comes from load_weights
-            generator, parser = FaceShifterGenerator(self.mouth), BiSeNet()
-        self.generator = _empty(generator)
-        self.parser = _empty(parser)
-        if self.mouth:  # ReliableSwap's mouth helper is a vanilla FaceShifter generator
-            with torch.device("meta"):
-                helper = FaceShifterGenerator(mouth=False)
-            self.helper = _empty(helper)
+        self._build_networks()
+        self.parser = None
+        if any(wf is PARSER_WEIGHTS for wf, _, _ in self._parts()):  # only where a mask is made
+            with torch.device("meta"):  # every value comes from load_weights
+                parser = BiSeNet()
+            self.parser = _empty(parser)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.smooth_mask = SoftErosion(17, 0.9, 7)
         self.weights = tuple(wf for wf, _, _ in self._parts())  # the parser only where a mask is made
         self.weights_loaded = False
         self.eval()
+
+    def _build_networks(self) -> None:
+        """The generator (and, for ReliableSwap, the mouth helper), uninitialised: load_weights fills every value."""
+        with torch.device("meta"):
+            generator = FaceShifterGenerator(self.mouth)
+        self.generator = _empty(generator)
+        if self.mouth:  # ReliableSwap's mouth helper is a vanilla FaceShifter generator
+            with torch.device("meta"):
+                helper = FaceShifterGenerator(mouth=False)
+            self.helper = _empty(helper)
+
+    def _variant_hint(self, state: Mapping) -> str:
+        """Why a generator file of the other variant does not fit (with or without MouthNet), or ''."""
+        has_mouth = any(str(k).startswith("mouth_net.") for k in state)
+        if has_mouth == self.mouth:
+            return ""
+        return (" (a MouthNet file such as G_mouth1_*: use reliableswap_faceshifter)" if has_mouth
+                else " (a file without MouthNet, such as G_tmp_v5: use faceshifter)")
 
     def _parts(self):
         """(file, module, what) of each file these options need; the class declares (generator, parser[, helper])."""
@@ -169,13 +189,8 @@ class FaceShifter(SwapMethod):
             if wf.name not in state:
                 raise WeightsError(f"{self.name}: no state dict was given for {wf.filename} ({wf.name})")
         for wf, module, what in parts:  # check every file before changing anything
-            hint = ""
             sd = state[wf.name]
-            if module is self.generator and isinstance(sd, Mapping):
-                has_mouth = any(str(k).startswith("mouth_net.") for k in sd)
-                if has_mouth != self.mouth:
-                    hint = (" (a MouthNet file such as G_mouth1_*: use reliableswap_faceshifter)" if has_mouth
-                            else " (a file without MouthNet, such as G_tmp_v5: use faceshifter)")
+            hint = self._variant_hint(sd) if module is self.generator and isinstance(sd, Mapping) else ""
             check_fits(module, sd, wf, what + hint, finite=True)
         for wf, module, _ in parts:
             # assign: the modules take the loaded fp32 tensors instead of copying them (the untouched

@@ -97,6 +97,17 @@ class MouthNet(nn.Module):
         return self.backbone(face112[:, :, y1:y2, x1:x2])
 
 
+def identity_vector(source: torch.Tensor, arcface: nn.Module, mouth_net=None) -> torch.Tensor:
+    """[B, c_id] of [-1,1] sources: bilinear (align_corners=True) to 112, ArcFace, L2-normalised; with a mouth
+    network (a callable on the 112 input, e.g. MouthNet), its raw 128-d feature appended (ReliableSwap's
+    FaceShifter and SimSwap variants)."""
+    face112 = F.interpolate(source, size=(112, 112), mode="bilinear", align_corners=True)
+    z = F.normalize(arcface(face112), dim=-1)
+    if mouth_net is not None:
+        z = torch.cat([z, mouth_net(face112)], dim=-1)
+    return z
+
+
 class FaceShifterGenerator(nn.Module):
     """Source and target 256 crops in [-1,1] -> swap in [-1,1] (the official FSGenerator)."""
 
@@ -114,11 +125,7 @@ class FaceShifterGenerator(nn.Module):
             source = kornia.geometry.transform.warp_affine(source, m, source.shape[-2:], align_corners=True)
         elif path != "infer":
             raise ValueError(f"unknown identity path {path!r} (warp or infer)")
-        face112 = F.interpolate(source, size=(112, 112), mode="bilinear", align_corners=True)
-        z = F.normalize(self.iresnet(face112), dim=-1)
-        if self.mouth_net is not None:
-            z = torch.cat([z, self.mouth_net(face112)], dim=-1)
-        return z
+        return identity_vector(source, self.iresnet, self.mouth_net)
 
     def forward(self, source: torch.Tensor, target: torch.Tensor, path: str = "warp") -> torch.Tensor:
         return self.G(target, self.identity(source, path))

@@ -38,9 +38,9 @@ class InstanceNorm(nn.Module):
 class ApplyStyle(nn.Module):
     """Identity injection: x * (1 + scale) + shift, scale and shift a linear map of the latent."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, latent: int = LATENT):
         super().__init__()
-        self.linear = nn.Linear(LATENT, 2 * channels)
+        self.linear = nn.Linear(latent, 2 * channels)
 
     def forward(self, x, latent):
         scale, shift = self.linear(latent).view(-1, 2, x.size(1), 1, 1).unbind(1)
@@ -54,10 +54,10 @@ def _padded_conv(dim: int) -> nn.Sequential:
 class AdainBlock(nn.Module):
     """ResnetBlock_Adain: two reflection-padded convolutions, each normalised and styled; x + y, no activation after."""
 
-    def __init__(self, dim: int = 512):
+    def __init__(self, dim: int = 512, latent: int = LATENT):
         super().__init__()
-        self.conv1, self.style1 = _padded_conv(dim), ApplyStyle(dim)
-        self.conv2, self.style2 = _padded_conv(dim), ApplyStyle(dim)
+        self.conv1, self.style1 = _padded_conv(dim), ApplyStyle(dim, latent)
+        self.conv2, self.style2 = _padded_conv(dim), ApplyStyle(dim, latent)
 
     def forward(self, x, latent):
         y = F.relu(self.style1(self.conv1(x), latent))
@@ -79,23 +79,25 @@ class Generator(nn.Module):
 
     crop 224: 64-channel first layer and three stride-2 stages; crop 512: a 32-channel first layer and
     a fourth stage (down0/up0) around the same 512-channel bottleneck of nine AdaIN blocks.
+    latent and tanh=False: ReliableSwap's retrained variant (fs_networks_fix.py), whose identity may carry
+    a 128-d mouth feature (latent 640) and whose last convolution is returned as is (no tanh, no rescale).
     """
 
-    def __init__(self, crop: int = 224):
+    def __init__(self, crop: int = 224, latent: int = LATENT, tanh: bool = True):
         super().__init__()
         if crop not in (224, 512):
             raise ValueError(f"SimSwap generators exist for crops 224 and 512, not {crop}")
-        self.crop = crop
+        self.crop, self.tanh = crop, tanh
         base = 64 if crop == 224 else 32
         self.first_layer = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(3, base, 7), nn.BatchNorm2d(base), nn.ReLU())
         if crop == 512:
             self.down0 = _down(32, 64)
         self.down1, self.down2, self.down3 = _down(64, 128), _down(128, 256), _down(256, 512)
-        self.BottleNeck = nn.ModuleList(AdainBlock(512) for _ in range(N_BLOCKS))
+        self.BottleNeck = nn.ModuleList(AdainBlock(512, latent) for _ in range(N_BLOCKS))
         self.up3, self.up2, self.up1 = _up(512, 256), _up(256, 128), _up(128, 64)
         if crop == 512:
             self.up0 = _up(64, 32)
-        self.last_layer = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(base, 3, 7), nn.Tanh())
+        self.last_layer = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(base, 3, 7), *([nn.Tanh()] if tanh else []))
 
     def forward(self, target, latent):
         x = self.first_layer(target)
@@ -107,7 +109,8 @@ class Generator(nn.Module):
         x = self.up1(self.up2(self.up3(x)))
         if self.crop == 512:
             x = self.up0(x)
-        return (self.last_layer(x) + 1) / 2
+        x = self.last_layer(x)
+        return (x + 1) / 2 if self.tanh else x
 
 
 def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
