@@ -1,0 +1,1 @@
+"""E4S (CVPR 2023): regional GAN inversion face swapping."""
