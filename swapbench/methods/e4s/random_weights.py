@@ -19,7 +19,7 @@ from swapbench.methods.stylegan2 import random_generator_state
 
 # Reduced RGI of the parity test: every code path of the full model (per-region and plain layers, the
 # ToRGB at row K reading region 0), at a size the CPU runs in a second.
-TINY = {"generator_size": 32, "remaining_layers": 5, "encoder_widths": (16, 32, 64, 128, 128), "generator_channels": 32}
+TINY = {"generator_size": 32, "remaining_layers": 5, "encoder_widths": (16, 32, 64, 128, 128), "generator_channels": 32}  # = method.TINY_CONFIG
 
 
 @lru_cache(maxsize=2)
@@ -74,3 +74,21 @@ def parity_labels(seed: int = 0, size: int = 64, n: int = 2, drop: Sequence[int]
     keep = torch.tensor([c for c in range(12) if c not in drop])
     cells = keep[torch.randint(len(keep), (n, size // 8, size // 8), generator=g)]
     return cells.repeat_interleave(8, 1).repeat_interleave(8, 2)
+
+
+def parser_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random BiSeNet weights (79999_iter.pth layout)."""
+    from swapbench.faces.parsing import BiSeNet
+
+    with torch.device("meta"):
+        net = BiSeNet()
+    return random_state_dict(net.state_dict(), seed)
+
+
+def method_state(model: str = "tiny", seed: int = 0) -> dict[str, object]:
+    """{WeightFile.name: contents} of the files `e4s` needs with reenact and restore off."""
+    from swapbench.faces.parsing import WEIGHTS as PARSER_WEIGHTS
+    from swapbench.methods.e4s.method import E4S_WEIGHTS
+
+    config = TINY if model == "tiny" else {}
+    return {E4S_WEIGHTS.name: official_checkpoint(**config, seed=seed), PARSER_WEIGHTS.name: parser_state(seed)}
