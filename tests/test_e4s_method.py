@@ -16,6 +16,7 @@ from swapbench.methods.base import FaceBatch
 from swapbench.methods.e4s import E4S, E4S_WEIGHTS
 from swapbench.methods.e4s import method as e4s_method
 from swapbench.methods.e4s import random_weights as rw
+from swapbench.methods.e4s.rgi import draw_noise, one_hot
 from swapbench.weights import WeightsError
 
 OFF = {"reenact": False, "restore": False, "model": "tiny"}
@@ -73,13 +74,24 @@ def test_swaps_are_per_pair_and_independent_of_the_batch(e4s):
     assert together.shape == tgt.image.shape
     alone = torch.cat([e4s.swap(src.row(i), tgt.row(i)) for i in range(3)])
     assert torch.equal(together, alone)
-    # the noise comes from (run seed, pair id): another seed changes the generated face
-    e4s.seed = 1
-    try:
-        other = e4s.swap(src.row(0), tgt.row(0))
-    finally:
-        e4s.seed = 0
-    assert not torch.equal(other, together[:1])
+
+
+
+def test_noise_comes_from_the_run_seed_and_the_pair(e4s):
+    def noise(seed, pair):
+        e4s.seed = seed
+        try:
+            return draw_noise(e4s.pair_generator(pair), e4s.rgi.G.num_layers)
+        finally:
+            e4s.seed = 0
+
+    assert all(torch.equal(a, b) for a, b in zip(noise(0, "p0"), noise(0, "p0")))
+    assert not torch.equal(noise(0, "p0")[0], noise(1, "p0")[0]) and not torch.equal(noise(0, "p0")[0], noise(0, "p1")[0])
+    labels = rw.parity_labels(size=64, n=1)
+    codes = e4s.rgi.style_codes(torch.randn(1, 12, e4s.rgi.encoder.style_dim))
+    with torch.no_grad():
+        a, b = (e4s.rgi.generate(codes, one_hot(labels), noise(s, "p0")) for s in (0, 1))
+    assert (a - b).abs().max() > 1e-3  # the noise reaches the image
 
 
 def test_e4s_runs_end_to_end_with_official_format_files(tmp_path, state):

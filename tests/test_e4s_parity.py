@@ -12,7 +12,7 @@ torchvision (ToTensor / Normalize / Compose), `.cuda()` removed from the parser'
 and stand-ins for the reenactment and restoration imports of scripts/face_swap.py (not run).
 Weights: `swapbench.methods.e4s.random_weights` (seed 0, the same values on both sides).
 Reduced config (`random_weights.TINY`): generator 32 px with widths capped at 32, K = 5 regional
-layers, encoder widths (16, 32, 64, 128, 128). It goes through every code path of the full model:
+layers, encoder widths (8, 16, 32, 64, 64). It goes through every code path of the full model:
 per-region and plain convs and ToRGBs, the ToRGB at row K reading region 0's code, latent_avg rows
 past K. Inputs: `parity_images(0, 512)` in [-1, 1], blocky 64 x 64 label maps (the driven one without
 ears and mouth: the texture-swap fallbacks run; the mask swap leaves holes). Stored: style vectors of

@@ -23,7 +23,7 @@ Here:
     crop itself (reenact=false: no pose transfer, the texture comes from the unposed source). With
     reenact on and restore off, the 256 face is enlarged to 1024 bicubically (not an official path);
     restore without reenact is refused (GPEN restores the reenacted 256 face);
-  - `model` "tiny" builds the reduced RGI of random_weights.TINY (tests and CPU smoke runs with random
+  - `model` "tiny" builds the reduced RGI of rgi.TINY (tests and CPU smoke runs with random
     weights in that layout; the official checkpoint is "full").
 """
 
@@ -41,7 +41,7 @@ from swapbench.faces.parsing import WEIGHTS as PARSER_WEIGHTS
 from swapbench.faces.parsing import BiSeNet, FaceParser, to_seg12
 from swapbench.methods.base import FaceBatch, SwapMethod
 from swapbench.methods.e4s import compose
-from swapbench.methods.e4s.rgi import RGI, draw_noise, one_hot
+from swapbench.methods.e4s.rgi import RGI, TINY, draw_noise, one_hot
 from swapbench.weights import WeightFile, WeightsError, check_fits
 
 CODE = "https://github.com/e4s2022/e4s"
@@ -58,8 +58,6 @@ E4S_WEIGHTS = WeightFile(
 )
 PARSE_SIDE = 512  # the official parser runs on the 2x-downsampled 1024 image
 REENACT_SIDE = 256
-TINY_CONFIG = {"generator_size": 32, "remaining_layers": 5, "encoder_widths": (16, 32, 64, 128, 128),
-               "generator_channels": 32}  # = random_weights.TINY
 
 
 def _stage(name: str):
@@ -114,7 +112,7 @@ class E4S(SwapMethod):
             raise ValueError("e4s.restore=true needs e4s.reenact=true (GPEN restores the reenacted 256 px face)")
         super().__init__(options)
         self.save_hyperparameters(asdict(options))
-        config = TINY_CONFIG if options.model == "tiny" else {}
+        config = TINY if options.model == "tiny" else {}
         with torch.device("meta"):  # every value comes from load_weights
             rgi, parser = RGI(**config), BiSeNet()
         self.rgi = rgi.to_empty(device="cpu")

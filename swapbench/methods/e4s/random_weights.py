@@ -13,13 +13,10 @@ from functools import lru_cache
 
 import torch
 
-from swapbench.methods.e4s.rgi import ENCODER_WIDTHS, REMAINING_LAYERS, RGI
+from swapbench.methods.e4s.rgi import ENCODER_WIDTHS, REMAINING_LAYERS, RGI, TINY
 from swapbench.methods.ghost.random_weights import _generator, random_state_dict
 from swapbench.methods.stylegan2 import random_generator_state
 
-# Reduced RGI of the parity test: every code path of the full model (per-region and plain layers, the
-# ToRGB at row K reading region 0), at a size the CPU runs in a second.
-TINY = {"generator_size": 32, "remaining_layers": 5, "encoder_widths": (16, 32, 64, 128, 128), "generator_channels": 32}  # = method.TINY_CONFIG
 
 
 @lru_cache(maxsize=2)

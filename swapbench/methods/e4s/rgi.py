@@ -38,6 +38,9 @@ ENCODER_SIZE = 256
 ENCODER_WIDTHS = (64, 128, 256, 512, 512)  # input layer, then the four stages
 STAGE_UNITS = (3, 4, 14, 3)
 TAPS = (6, 20, 23)  # bottlenecks whose outputs are pooled per region
+# A reduced RGI through every code path of the full one (per-region and plain layers, the ToRGB at row K
+# reading region 0): the parity test's config and the method's `model: tiny` (random weights only).
+TINY = {"generator_size": 32, "remaining_layers": 5, "encoder_widths": (8, 16, 32, 64, 64), "generator_channels": 32}
 
 
 def strip_module_prefix(state: Mapping[str, torch.Tensor], prefix: str = "module.") -> dict[str, torch.Tensor]:
