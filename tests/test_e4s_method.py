@@ -106,3 +106,14 @@ def test_e4s_runs_end_to_end_with_official_format_files(tmp_path, state):
     assert "| e4s |" in proc.stdout, proc.stdout
     swaps, _, publishable = complete_run(store, "e4s")
     assert len(swaps) == 2 and all(swaps.values()), swaps
+
+
+def test_preset_config_resolves():
+    from pathlib import Path
+
+    from swapbench.bench import config
+
+    cfg = config.load([Path(__file__).parent.parent / "configs" / "e4s_ffhq.yaml"], config.parse_set(["e4s.restore=false"]))
+    assert cfg["protocol"] == "ffhq" and cfg["methods"] == ["e4s"]
+    assert cfg["e4s"] == {"reenact": True, "restore": False, "model": "full"}
+    assert cfg["metrics"]["identity"] == "cosface_sphere20_casia"
