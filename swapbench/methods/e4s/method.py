@@ -70,16 +70,15 @@ def _stage(name: str):
         return None
 
 
-def _declared(module) -> tuple[WeightFile, ...]:
-    """The WeightFile declarations (*_WEIGHTS) of a stage module."""
+def _stage_weights(name: str) -> tuple[WeightFile, ...]:
+    """The files a stage reads, in its loader's order: reenact.FACEVID2VID_WEIGHTS; restore.GPEN_WEIGHTS,
+    REALESRNET_WEIGHTS, RETINAFACE_WEIGHTS, PARSENET_WEIGHTS (the order of Restorer.from_files)."""
+    module = _stage(name)
     if module is None:
         return ()
-    found = []
-    for attr in sorted(vars(module)):
-        value = getattr(module, attr)
-        if attr.endswith("_WEIGHTS") and isinstance(value, WeightFile):
-            found.append(value)
-    return tuple(found)
+    if name == "reenact":
+        return (module.FACEVID2VID_WEIGHTS,)
+    return (module.GPEN_WEIGHTS, module.REALESRNET_WEIGHTS, module.RETINAFACE_WEIGHTS, module.PARSENET_WEIGHTS)
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,7 @@ class E4S(SwapMethod):
     code = CODE
     crop = "ffhq"
     size = 1024
-    weights = (E4S_WEIGHTS, PARSER_WEIGHTS) + _declared(_stage("reenact")) + _declared(_stage("restore"))
+    weights = (E4S_WEIGHTS, PARSER_WEIGHTS) + _stage_weights("reenact") + _stage_weights("restore")
     Options = E4SOptions
 
     def __init__(self, options: E4SOptions | None = None, **kwargs):
@@ -126,9 +125,9 @@ class E4S(SwapMethod):
     def weights_for(cls, options: E4SOptions) -> tuple[WeightFile, ...]:
         files = [E4S_WEIGHTS, PARSER_WEIGHTS]
         if options.reenact:
-            files += _declared(_stage("reenact"))
+            files += _stage_weights("reenact")
         if options.restore:
-            files += _declared(_stage("restore"))
+            files += _stage_weights("restore")
         return tuple(files)
 
     def load_weights(self, state: dict[str, object]) -> None:
@@ -156,13 +155,12 @@ class E4S(SwapMethod):
     def _load_stages(self, state: dict[str, object]) -> None:
         """FaceVid2Vid and GPEN through their modules' own loaders (they read their files by path)."""
         if self.options.reenact:
-            reenact = _stage("reenact")
-            (wf,) = _declared(reenact)
-            self.reenactor = reenact.Reenactor.from_checkpoint(state[wf.name]).eval()
+            (facevid2vid,) = _stage_weights("reenact")
+            self.reenactor = _stage("reenact").Reenactor.from_checkpoint(state[facevid2vid.name]).eval()
         if self.options.restore:
-            restore = _stage("restore")
-            self.restorer = restore.Restorer.from_files(*[state[wf.name] for wf in _declared(restore)],
-                                                        device=self.device)
+            gpen, realesrnet, retinaface, parsenet = (state[wf.name] for wf in _stage_weights("restore"))
+            self.restorer = _stage("restore").Restorer.from_files(gpen, realesrnet, retinaface, parsenet,
+                                                                  device=self.device)
 
     # -- the pipeline, step by step --
 
