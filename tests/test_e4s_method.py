@@ -104,7 +104,7 @@ def test_e4s_runs_end_to_end_with_official_format_files(tmp_path, state):
                  "--weights-dir", str(weights), "--set", "metrics={identity: dlib_resnet_v1}",
                  "--set", "e4s.reenact=false", "--set", "e4s.restore=false", "--set", "e4s.model=tiny", store=store)
     assert "| e4s |" in proc.stdout, proc.stdout
-    swaps, _, publishable = complete_run(store, "e4s")
+    swaps, _, _ = complete_run(store, "e4s")
     assert len(swaps) == 2 and all(swaps.values()), swaps
 
 

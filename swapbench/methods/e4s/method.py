@@ -57,7 +57,6 @@ E4S_WEIGHTS = WeightFile(
          "'latent_avg' and 'opts'",
 )
 PARSE_SIDE = 512  # the official parser runs on the 2x-downsampled 1024 image
-REENACT_SIDE = 256
 
 
 def _stage(name: str):
