@@ -5,6 +5,7 @@ rosinality's `Generator` (`style.1..n_mlp`, `input.input`, `conv1`, `to_rgb1`, `
 `to_rgbs.*`, `noises.noise_*`), so `g_ema` of a converted official checkpoint loads strictly:
 171 keys for FFHQ config-f at 1024.
 
+`max_channels` caps the widths (reduced test models only).
 `forward(latents, struct=None, noise="buffers")` synthesises from W+ codes [B, n_latent, style_dim]
 (a [B, style_dim] code is repeated). Latent i feeds: 0 conv1, 1 to_rgb1, then per resolution block
 j (i = 1 + 2j) the upsampling conv i, the plain conv i + 1 and the to_rgb i + 2, so a 1024 generator
@@ -37,7 +38,7 @@ def channels_for(channel_multiplier: int = 2) -> dict[int, int]:
 
 class Generator(nn.Module):
     def __init__(self, size: int = 1024, style_dim: int = 512, n_mlp: int = 8, channel_multiplier: int = 2,
-                 blur_kernel: Sequence[float] = BLUR_KERNEL, lr_mlp: float = 0.01):
+                 blur_kernel: Sequence[float] = BLUR_KERNEL, lr_mlp: float = 0.01, max_channels: int | None = None):
         super().__init__()
         log_size = int(math.log2(size))
         if 2**log_size != size or size < 4:
@@ -46,7 +47,8 @@ class Generator(nn.Module):
         self.style = nn.Sequential(
             PixelNorm(), *[EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activation="fused_lrelu") for _ in range(n_mlp)]
         )
-        self.channels = channels_for(channel_multiplier)
+        # max_channels caps every width: reduced generators for tests (the official layout has none)
+        self.channels = {r: min(c, max_channels or c) for r, c in channels_for(channel_multiplier).items()}
         self.input = ConstantInput(self.channels[4])
         self.conv1 = StyledConv(self.channels[4], self.channels[4], 3, style_dim, blur_kernel=blur_kernel)
         self.to_rgb1 = ToRGB(self.channels[4], style_dim, upsample=False)
