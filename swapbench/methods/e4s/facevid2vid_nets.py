@@ -55,6 +55,16 @@ class FaceVid2VidConfig:
 
 
 VOX_256 = FaceVid2VidConfig()
+# Every width reduced, every code path kept (tests, e4s.model=tiny). The official side of the parity test is
+# a copy of the official modules whose hard-coded widths are reduced to match: SPADEDecoder ic 256 -> 16,
+# oc 64 -> 4, label_nc 256 -> 16, SPADE nhidden 128 -> 8, HEEstimator stage widths 256/512/1024/2048 ->
+# 32/64/128/256.
+TINY = FaceVid2VidConfig(
+    num_kp=6, feature_channel=4,
+    kp_block_expansion=4, kp_max_features=32, kp_num_blocks=3, kp_reshape_channel=128, kp_reshape_depth=4,
+    he_block_expansion=16, he_widths=(32, 64, 128, 256),
+    block_expansion=4, max_features=16, reshape_channel=4, reshape_depth=4, num_resblocks=2, spade_hidden=8,
+    dm_block_expansion=4, dm_max_features=32, dm_num_blocks=3, dm_reshape_depth=4, dm_compress=2)
 
 
 class AntiAliasDownsample(nn.Module):

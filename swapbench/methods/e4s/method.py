@@ -23,8 +23,9 @@ Here:
     crop itself (reenact=false: no pose transfer, the texture comes from the unposed source). With
     reenact on and restore off, the 256 face is enlarged to 1024 bicubically (not an official path);
     restore without reenact is refused (GPEN restores the reenacted 256 face);
-  - `model` "tiny" builds the reduced RGI of rgi.TINY (tests and CPU smoke runs with random
-    weights in that layout; the official checkpoint is "full").
+  - `model` "tiny" builds the reduced RGI of rgi.TINY, FaceVid2Vid of facevid2vid_nets.TINY and the
+    restoration networks of restore.REDUCED (tests and CPU smoke runs with random weights in those
+    layouts, random_weights.method_state; never publishable: the official checkpoints are "full").
 """
 
 from __future__ import annotations
@@ -153,13 +154,19 @@ class E4S(SwapMethod):
 
     def _load_stages(self, state: dict[str, object]) -> None:
         """FaceVid2Vid and GPEN through their modules' own loaders (they read their files by path)."""
+        tiny = self.options.model == "tiny"
         if self.options.reenact:
+            from swapbench.methods.e4s.facevid2vid_nets import TINY as REENACT_TINY
+            from swapbench.methods.e4s.facevid2vid_nets import VOX_256
+
             (facevid2vid,) = _stage_weights("reenact")
-            self.reenactor = _stage("reenact").Reenactor.from_checkpoint(state[facevid2vid.name]).eval()
+            self.reenactor = _stage("reenact").Reenactor.from_checkpoint(
+                state[facevid2vid.name], REENACT_TINY if tiny else VOX_256).eval()
         if self.options.restore:
+            restore = _stage("restore")
             gpen, realesrnet, retinaface, parsenet = (state[wf.name] for wf in _stage_weights("restore"))
-            self.restorer = _stage("restore").Restorer.from_files(gpen, realesrnet, retinaface, parsenet,
-                                                                  device=self.device)
+            self.restorer = restore.Restorer.from_files(gpen, realesrnet, retinaface, parsenet, device=self.device,
+                                                        sizes=restore.REDUCED if tiny else None)
 
     # -- the pipeline, step by step --
 

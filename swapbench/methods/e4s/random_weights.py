@@ -19,6 +19,11 @@ from swapbench.methods.stylegan2 import random_generator_state
 
 
 
+# (background, face) logit shift of the tiny model's RetinaFace class heads: with restore_random's bias
+# hundreds of anchors of a 1024 image pass 0.9 (minutes of GPEN on CPU); with this about one does
+TINY_FACE_DAMP = 3.5
+
+
 @lru_cache(maxsize=2)
 def rgi_state(generator_size: int = 1024, remaining_layers: int = REMAINING_LAYERS,
               encoder_widths: Sequence[int] = ENCODER_WIDTHS, generator_channels: int | None = None,
@@ -82,10 +87,37 @@ def parser_state(seed: int = 0) -> dict[str, torch.Tensor]:
     return random_state_dict(net.state_dict(), seed)
 
 
-def method_state(model: str = "tiny", seed: int = 0) -> dict[str, object]:
-    """{WeightFile.name: contents} of the files `e4s` needs with reenact and restore off."""
+def method_state(model: str = "tiny", seed: int = 0, reenact: bool = False, restore: bool = False
+                 ) -> dict[str, object]:
+    """{WeightFile.name: contents} of the files `e4s` needs with these options, each in its official layout
+    (torch.save them under their file names for a run); model "tiny": the reduced RGI, FaceVid2Vid and
+    restoration networks of e4s.model=tiny."""
     from swapbench.faces.parsing import WEIGHTS as PARSER_WEIGHTS
     from swapbench.methods.e4s.method import E4S_WEIGHTS
 
     config = TINY if model == "tiny" else {}
-    return {E4S_WEIGHTS.name: official_checkpoint(**config, seed=seed), PARSER_WEIGHTS.name: parser_state(seed)}
+    state = {E4S_WEIGHTS.name: official_checkpoint(**config, seed=seed), PARSER_WEIGHTS.name: parser_state(seed)}
+    if reenact:
+        from swapbench.methods.e4s import facevid2vid_nets
+        from swapbench.methods.e4s.facevid2vid_random import random_checkpoint
+        from swapbench.methods.e4s.reenact import FACEVID2VID_WEIGHTS
+
+        reenact_config = facevid2vid_nets.TINY if model == "tiny" else facevid2vid_nets.VOX_256
+        state[FACEVID2VID_WEIGHTS.name] = random_checkpoint(reenact_config, seed)
+    if restore:
+        from swapbench.methods.e4s import restore as r
+        from swapbench.methods.e4s.restore_random import restore_random_states
+
+        with torch.device("meta"):
+            nets = r.build_reduced(**(r.REDUCED if model == "tiny" else {}))
+        states = restore_random_states(nets, seed)
+        if model == "tiny":  # RetinaFace sees the 4x upscaled 256 face (1024 px): keep its faces to a few
+            for level in range(3):
+                key = f"ClassHead.{level}.conv1x1.bias"
+                bias = states["detector"][key]
+                states["detector"][key] = bias - torch.tensor([-1.0, 1.0]).repeat(bias.numel() // 2) * TINY_FACE_DAMP
+        state[r.GPEN_WEIGHTS.name] = states["gpen"]
+        state[r.REALESRNET_WEIGHTS.name] = {"params_ema": states["sr"]}  # as realesrnet_x4.pth
+        state[r.RETINAFACE_WEIGHTS.name] = {f"module.{k}": v for k, v in states["detector"].items()}  # DataParallel
+        state[r.PARSENET_WEIGHTS.name] = states["parser"]
+    return state

@@ -149,11 +149,13 @@ class Restorer:
         self.threshold = SCORE_THRESHOLD  # faces scoring below are not restored (official FaceEnhancement.threshold)
 
     @classmethod
-    def from_files(cls, gpen, realesrnet, retinaface, parsenet, device: str | torch.device = "cpu") -> "Restorer":
-        """Build the four networks at their E4S sizes and load each file (a path or a loaded state dict)
-        strictly; a file that does not fit raises a WeightsError naming it and its URL."""
+    def from_files(cls, gpen, realesrnet, retinaface, parsenet, device: str | torch.device = "cpu",
+                   sizes: Mapping | None = None) -> "Restorer":
+        """Build the four networks at their E4S sizes (or `build_reduced(**sizes)`, e.g. REDUCED) and load
+        each file (a path or a loaded state dict) strictly; a file that does not fit raises a WeightsError
+        naming it and its URL."""
         with torch.device("meta"):  # shapes only until every file has been checked
-            nets = RRDBNet(), RetinaFace(), FullGenerator(), ParseNet()
+            nets = build_reduced(**(sizes or {}))
         states = (
             sr_state(_state(realesrnet, REALESRNET_WEIGHTS), REALESRNET_WEIGHTS),
             retinaface_state(_state(retinaface, RETINAFACE_WEIGHTS)),
@@ -234,6 +236,11 @@ def retinaface_state(checkpoint: Mapping) -> dict:
     """RetinaFace weights without the DataParallel `module.` prefix (under `state_dict` when present)."""
     state = checkpoint.get("state_dict", checkpoint)
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+
+
+# The reduced sizes of the parity test and of e4s.model=tiny (RetinaFace stays full: it has no width knob).
+REDUCED = dict(sr_blocks=1, sr_feat=8, gpen_narrow=1 / 16,
+               parse=dict(min_feat_size=32, base_ch=8, res_depth=2, ch_range=(8, 32)))
 
 
 def build_reduced(sr_blocks: int = 23, sr_feat: int = 32, gpen_narrow: float = 1.0, parse: Mapping | None = None
