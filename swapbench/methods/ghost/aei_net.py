@@ -28,12 +28,12 @@ def _upsample2(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
 
 
-def _down(cin: int, cout: int) -> nn.Sequential:
+def down4x4(cin: int, cout: int) -> nn.Sequential:
     """4x4 stride-2 conv, BatchNorm, LeakyReLU(0.1): halves the resolution."""
     return nn.Sequential(nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.1))
 
 
-class _Up(nn.Module):
+class UpSkip(nn.Module):
     """4x4 stride-2 transposed conv, BatchNorm, LeakyReLU(0.1), then concatenation of the skip."""
 
     def __init__(self, cin: int, cout: int):
@@ -52,10 +52,10 @@ class AttributeEncoder(nn.Module):
         super().__init__()
         chans = (3,) + DOWN
         for i in range(7):
-            setattr(self, f"conv{i + 1}", _down(chans[i], chans[i + 1]))
+            setattr(self, f"conv{i + 1}", down4x4(chans[i], chans[i + 1]))
         cin = DOWN[-1]
         for i, cout in enumerate(UP):
-            setattr(self, f"deconv{i + 1}", _Up(cin, cout))
+            setattr(self, f"deconv{i + 1}", UpSkip(cin, cout))
             cin = 2 * cout  # the skip has as many channels as the decoder output
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from swapbench.faces.irse50 import STAGES, BottleneckIRSE
+from swapbench.methods.ghost.aei_net import UpSkip, down4x4  # the same U-Net blocks as GHOST
 
 BOTTLENECKS = 10  # N in the official demo: maps 0..9 are restricted
 READOUTS = 11  # maps 0..10 feed the read-out network
@@ -112,22 +113,6 @@ class IIB(nn.Module):
         return getattr(self, f"iba_{i}")
 
 
-def conv4x4_bn(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.1))
-
-
-class UpSkip(nn.Module):
-    """Transposed 4x4 conv (x2), BatchNorm, LeakyReLU(0.1), then concatenation with the skip."""
-
-    def __init__(self, cin: int, cout: int):
-        super().__init__()
-        self.deconv = nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)
-        self.bn = nn.BatchNorm2d(cout)
-
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return torch.cat((F.leaky_relu(self.bn(self.deconv(x)), 0.1), skip), dim=1)
-
-
 class AttributeDecoder(nn.Module):
     """The official UnetDecoder512: attribute maps (finest last) and mask maps (coarsest first)."""
 
@@ -141,7 +126,7 @@ class AttributeDecoder(nn.Module):
         self.conv_4 = nn.Conv2d(c[4], c[4], 3, 1, 1, bias=False)
         self.conv_5 = nn.Conv2d(c[4], c[5], 4, 2, 1, bias=False)
         self.conv_6 = nn.Conv2d(c[5], c[6], 4, 2, 1, bias=False)
-        self.conv7 = conv4x4_bn(c[6], c[6])
+        self.conv7 = down4x4(c[6], c[6])
         widths = ((c[6], c[6]), (c[7], c[5]), (c[6], c[4]), (c[5], c[3]), (c[4], c[2]), (c[3], c[1]))
         for k, (cin, cout) in enumerate(widths, start=1):
             setattr(self, f"deconv{k}", UpSkip(cin, cout))
